@@ -1,0 +1,11 @@
+//! The pure core of dhow: configuration loading and validation, secrets as a type, command
+//! builders, the one shell renderer and deploy plans.
+//!
+//! Purity contract: nothing in this crate touches the filesystem, the process environment, the
+//! clock, child processes or the network. File contents, environment maps, the time, the version
+//! and git state come in as plain values; effects live in the `dhow` binary and `dhow-remote`.
+//! `clippy.toml` in this crate's directory bans the obvious escape hatches.
+
+pub mod secret;
+
+pub use secret::Secret;
