@@ -1,5 +1,66 @@
 //! The `dhow` binary: parses the command line, runs the command, maps errors to exit codes.
 
+mod cli;
+mod commands;
+mod error;
+mod printer;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::printer::{Printer, Verbosity};
+
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 2 } else { 0 };
+            // clap renders its own usage errors and help text.
+            let _ = error.print();
+            return std::process::ExitCode::from(code);
+        }
+    };
+    let verbosity = if cli.global.quiet {
+        Verbosity::Quiet
+    } else if cli.global.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let printer = Printer::new(verbosity);
+    match run(cli, printer) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            printer.error(&error.render());
+            std::process::ExitCode::from(error.exit_code() as u8)
+        }
+    }
+}
+
+fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
+    match cli.command {
+        Command::Version => {
+            printer.data(env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Init => commands::init::run(std::path::Path::new("."), printer),
+        Command::Help { command } => help(&command, printer),
+        Command::Config | Command::Docs { .. } | Command::Secrets(_) => Err(Error::Usage {
+            message: "this command is not available in this build".to_owned(),
+        }),
+    }
+}
+
+/// `dhow help [COMMAND...]`: the long help of dhow or of a (nested) subcommand.
+fn help(path: &[String], printer: Printer) -> Result<(), Error> {
+    let mut command = Cli::command();
+    for name in path {
+        let Some(sub) = command.find_subcommand(name).cloned() else {
+            return Err(Error::Usage { message: format!("no such command: {}", path.join(" ")) });
+        };
+        command = sub;
+    }
+    printer.data(&command.render_long_help().to_string());
+    Ok(())
 }

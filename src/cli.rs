@@ -1,0 +1,136 @@
+//! The command line: every clap type lives here, and nothing else does. No logic.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// Deploy web apps to your own servers: Kamal 2 configs, zero downtime, GitHub-native.
+#[derive(Debug, Parser)]
+#[command(
+    name = "dhow",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 configuration error, \
+                  4 secrets error. See the README for the full table."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, with Kamal's names and short flags.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Path to the config file.
+    #[arg(
+        short = 'c',
+        long = "config-file",
+        global = true,
+        default_value = "config/deploy.yml",
+        value_name = "PATH"
+    )]
+    pub config_file: PathBuf,
+
+    /// Destination: loads config/deploy.<DESTINATION>.yml and .kamal/secrets.<DESTINATION>.
+    #[arg(short = 'd', long, global = true, value_name = "DESTINATION")]
+    pub destination: Option<String>,
+
+    /// Run commands on these hosts instead of all (comma-separated, `*` and `{a,b}` wildcards).
+    #[arg(short = 'h', long, global = true, value_name = "HOSTS")]
+    pub hosts: Option<String>,
+
+    /// Run commands on these roles instead of all (comma-separated, `*` wildcards).
+    #[arg(short = 'r', long, global = true, value_name = "ROLES")]
+    pub roles: Option<String>,
+
+    /// Run commands only on the primary host (of the first selected role, if any).
+    #[arg(short = 'p', long, global = true)]
+    pub primary: bool,
+
+    /// The app version to act on (not dhow's own version: that is `dhow version`).
+    #[arg(long = "version", global = true, value_name = "VERSION")]
+    pub app_version: Option<String>,
+
+    /// Detailed logging.
+    #[arg(short = 'v', long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Minimal logging: errors only.
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+
+    /// Don't run hooks.
+    #[arg(short = 'H', long = "skip-hooks", global = true)]
+    pub skip_hooks: bool,
+
+    /// Print help (`dhow help` and `dhow COMMAND --help` work too).
+    #[arg(long, global = true, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the merged configuration as Kamal prints it, secrets redacted.
+    Config,
+
+    /// Print the configuration reference for a section (or the list of sections).
+    Docs {
+        /// One of: accessory, alias, boot, builder, configuration, env, logging, proxy, registry,
+        /// role, servers, ssh, sshkit.
+        section: Option<String>,
+    },
+
+    /// Create config/deploy.yml, .kamal/secrets and sample hooks in the current directory.
+    Init,
+
+    /// Fetch, extract and print secrets (used from .kamal/secrets files).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+
+    /// Print dhow's version.
+    Version,
+
+    /// Print help for dhow or a command.
+    Help {
+        /// The command to describe.
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Fetch secrets from a vault through its CLI and print them as JSON.
+    Fetch {
+        /// The adapter: 1password, bitwarden, bitwarden-sm, aws_secrets_manager, gcp, doppler,
+        /// lastpass, enpass, passbolt.
+        #[arg(short = 'a', long)]
+        adapter: String,
+        /// The account (required by some adapters).
+        #[arg(long)]
+        account: Option<String>,
+        /// A prefix for every name: a vault, folder, project or item.
+        #[arg(long)]
+        from: Option<String>,
+        /// Print shell-escaped JSON, for use inside $(...) in secrets files.
+        #[arg(long)]
+        inline: bool,
+        /// The secret names to fetch.
+        secrets: Vec<String>,
+    },
+    /// Print one secret out of the JSON that `secrets fetch` printed.
+    Extract {
+        /// The secret name (also matches a key ending in /NAME).
+        name: String,
+        /// The JSON from `dhow secrets fetch`.
+        secrets: String,
+        /// Accepted for compatibility with `kamal secrets extract --inline`.
+        #[arg(long)]
+        inline: bool,
+    },
+    /// Print every resolved secret as KEY=value (for debugging: prints secrets in clear text).
+    Print,
+}

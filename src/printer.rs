@@ -1,0 +1,73 @@
+//! The one place that writes to the terminal. stdout carries data (config YAML, JSON, command
+//! output); stderr carries everything else (progress, warnings, errors). Verbosity travels as a
+//! value, never as a global.
+
+use std::io::{self, Write};
+
+/// How much the user asked to see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// A verbosity-aware handle on stdout and stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    verbosity: Verbosity,
+}
+
+impl Printer {
+    pub fn new(verbosity: Verbosity) -> Self {
+        Self { verbosity }
+    }
+
+    pub fn verbosity(self) -> Verbosity {
+        self.verbosity
+    }
+
+    /// Data for stdout, printed whatever the verbosity (it is what the user asked for).
+    pub fn data(self, text: &str) {
+        let mut out = io::stdout().lock();
+        // A closed pipe (`dhow config | head`) is not an error worth reporting.
+        let _ = out.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = out.write_all(b"\n");
+        }
+        let _ = out.flush();
+    }
+
+    /// A progress or status line on stderr; hidden with `--quiet`.
+    pub fn info(self, text: &str) {
+        if self.verbosity != Verbosity::Quiet {
+            Self::to_stderr(text);
+        }
+    }
+
+    /// A detail shown only with `--verbose`.
+    pub fn debug(self, text: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            Self::to_stderr(text);
+        }
+    }
+
+    /// A warning on stderr, shown even with `--quiet`.
+    pub fn warn(self, text: &str) {
+        Self::to_stderr(&format!("warning: {text}"));
+    }
+
+    /// An already rendered error report on stderr.
+    pub fn error(self, rendered: &str) {
+        Self::to_stderr(rendered);
+    }
+
+    fn to_stderr(text: &str) {
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(text.as_bytes());
+        if !text.ends_with('\n') {
+            let _ = err.write_all(b"\n");
+        }
+        let _ = err.flush();
+    }
+}
