@@ -1,6 +1,8 @@
 //! `Command` and `Token`: a command line held as a list of shell-ready tokens, some of which are
 //! sensitive and are replaced by their redaction when a command is logged.
 
+use crate::Secret;
+
 /// One word (or operator) of a command line, already in shell syntax.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Token {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for Token {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Command {
     tokens: Vec<Token>,
+    stdin: Option<Secret<String>>,
 }
 
 impl Command {
@@ -32,6 +35,7 @@ impl Command {
     pub fn new(program: impl Into<String>) -> Self {
         Self {
             tokens: vec![Token::Plain(program.into())],
+            stdin: None,
         }
     }
 
@@ -46,6 +50,7 @@ impl Command {
                 .into_iter()
                 .map(|word| Token::Plain(word.into()))
                 .collect(),
+            stdin: None,
         }
     }
 
@@ -88,13 +93,28 @@ impl Command {
     /// Joins commands with an operator (`&&`, `||`, `;`, `|`, `>`, `>>`), as Kamal's `combine`.
     pub fn combine(commands: impl IntoIterator<Item = Command>, operator: &str) -> Self {
         let mut tokens = Vec::new();
+        let mut stdin = None;
         for command in commands {
             if !tokens.is_empty() {
                 tokens.push(Token::Plain(operator.to_owned()));
             }
             tokens.extend(command.tokens);
+            stdin = stdin.or(command.stdin);
         }
-        Self { tokens }
+        Self { tokens, stdin }
+    }
+
+    /// Feeds `data` to the command's standard input: how secrets reach a remote command without
+    /// appearing in its argv (`docker login --password-stdin`).
+    #[must_use]
+    pub fn with_stdin(mut self, data: Secret<String>) -> Self {
+        self.stdin = Some(data);
+        self
+    }
+
+    /// The data for standard input, if any.
+    pub fn stdin(&self) -> Option<&Secret<String>> {
+        self.stdin.as_ref()
     }
 
     /// The tokens, for the renderer and for tests.
