@@ -27,6 +27,9 @@ bad() {
   fail=$((fail + 1))
   echo "FAIL $*"
 }
+expect() { # ACTUAL EXPECTED OK-MESSAGE FAIL-MESSAGE
+  if [[ "$1" == "$2" ]]; then ok "$3"; else bad "$4"; fi
+}
 
 SSH_OPTS=(-F /dev/null -i "$DHOW_SANDBOX_KEY" -o BatchMode=yes -o IdentitiesOnly=yes
   -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$DHOW_SANDBOX_KNOWN_HOSTS"
@@ -50,6 +53,10 @@ cleanup() {
       docker rmi -f $web_ref $worker_ref >/dev/null 2>&1; docker logout $DHOW_SANDBOX_REGISTRY >/dev/null 2>&1; true" \
       </dev/null >/dev/null 2>&1 || true
   done
+  local refs=()
+  [[ -n "$web_ref" ]] && refs+=("$web_ref")
+  [[ -n "$worker_ref" ]] && refs+=("$worker_ref")
+  ((${#refs[@]} == 0)) || docker rmi "${refs[@]}" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 
@@ -88,14 +95,30 @@ else
 fi
 rm -rf "$tmp"
 
-# 3. Build and push the test images.
-web_ref=$("$REPO/scripts/sandbox" image "$web_name" "v1-$suffix" --kind web --push)
-worker_ref=$("$REPO/scripts/sandbox" image "$worker_name" "v1-$suffix" --kind worker --push)
+# 3. The generated ssh_config, a jump through host1 to the last host's IP, and the hashed
+#    known_hosts copy all work with strict host key checking.
+last="$DHOW_SANDBOX_HOST_COUNT"
+last_ip_var="DHOW_SANDBOX_HOST${last}_IP"
+if v=$(ssh -F "$DHOW_SANDBOX_SSH_CONFIG" -J host1 "deploy@${!last_ip_var}" hostname </dev/null 2>&1) && [[ "$v" == "host$last" ]]; then
+  ok "jump host: host1 -> deploy@${!last_ip_var} answers $v"
+else
+  bad "jump host: host1 -> deploy@${!last_ip_var}: $v"
+fi
+if v=$(ssh -o UserKnownHostsFile="$DHOW_SANDBOX_KNOWN_HOSTS_HASHED" -F "$DHOW_SANDBOX_SSH_CONFIG" host1 hostname </dev/null 2>&1) &&
+  [[ "$v" == host1 ]] && ! grep -q 127.0.0.1 "$DHOW_SANDBOX_KNOWN_HOSTS_HASHED"; then
+  ok "hashed known_hosts: host1 verified ($v)"
+else
+  bad "hashed known_hosts: $v"
+fi
+
+# 4. Build and push the test images.
+web_ref=$("$REPO/scripts/sandbox" image "$web_name" "v1-smoke" --kind web --push)
+worker_ref=$("$REPO/scripts/sandbox" image "$worker_name" "v1-smoke" --kind worker --push)
 ok "built and pushed $web_ref and $worker_ref"
 label=$(docker image inspect --format '{{index .Config.Labels "service"}}' "$web_ref")
-[[ "$label" == "$web_name" ]] && ok "$web_ref has label service=$label" || bad "$web_ref label service='$label'"
+expect "$label" "$web_name" "$web_ref has label service=$label" "$web_ref label service='$label'"
 
-# 4. The registry refuses anonymous pulls, and accepts them after `docker login` on the host.
+# 5. The registry refuses anonymous pulls, and accepts them after `docker login` on the host.
 if v=$(on 1 deploy "docker pull $web_ref" </dev/null 2>&1); then
   bad "host1: anonymous pull of $web_ref succeeded"
 else
@@ -110,7 +133,7 @@ for ((i = 1; i <= DHOW_SANDBOX_HOST_COUNT; i++)); do
   fi
 done
 
-# 5. The web image answers through host1's published port 80; the worker runs on the last host.
+# 6. The web image answers through host1's published port 80; the worker runs on the last host.
 on 1 deploy "docker run -d --name smoke-web-$suffix -p 80:80 $web_ref" </dev/null >/dev/null
 up_code=000
 for _ in $(seq 1 50); do
@@ -118,19 +141,18 @@ for _ in $(seq 1 50); do
   [[ "$up_code" == 200 ]] && break
   sleep 0.2
 done
-[[ "$up_code" == 200 ]] && ok "GET 127.0.0.1:$DHOW_SANDBOX_HOST1_HTTP_PORT/up -> 200" || bad "GET /up -> $up_code"
+expect "$up_code" 200 "GET 127.0.0.1:$DHOW_SANDBOX_HOST1_HTTP_PORT/up -> 200" "GET /up -> $up_code"
 version=$(curl -s --max-time 2 "http://127.0.0.1:$DHOW_SANDBOX_HOST1_HTTP_PORT/version" || true)
-[[ "$version" == "v1-$suffix" ]] && ok "GET /version -> $version" || bad "GET /version -> '$version'"
+expect "$version" "v1-smoke" "GET /version -> $version" "GET /version -> '$version'"
 
-last="$DHOW_SANDBOX_HOST_COUNT"
 on "$last" deploy "docker run -d --name smoke-worker-$suffix $worker_ref" </dev/null >/dev/null
 sleep 0.5
 
-# 6. Both exit 0 on SIGTERM (a container that ignores SIGTERM is killed and exits 137).
+# 7. Both exit 0 on SIGTERM (a container that ignores SIGTERM is killed and exits 137).
 code=$(on 1 deploy "docker stop -t 20 smoke-web-$suffix >/dev/null && docker inspect --format '{{.State.ExitCode}}' smoke-web-$suffix" </dev/null)
-[[ "$code" == 0 ]] && ok "web container exits 0 on SIGTERM" || bad "web container exit code $code on docker stop"
+expect "$code" 0 "web container exits 0 on SIGTERM" "web container exit code $code on docker stop"
 code=$(on "$last" deploy "docker stop -t 20 smoke-worker-$suffix >/dev/null && docker inspect --format '{{.State.ExitCode}}' smoke-worker-$suffix" </dev/null)
-[[ "$code" == 0 ]] && ok "worker container exits 0 on SIGTERM" || bad "worker container exit code $code on docker stop"
+expect "$code" 0 "worker container exits 0 on SIGTERM" "worker container exit code $code on docker stop"
 
 echo "sandbox_smoke: $pass passed, $fail failed"
 ((fail == 0))
