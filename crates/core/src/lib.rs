@@ -9,5 +9,6 @@
 pub mod cmd;
 pub mod docker;
 pub mod secret;
+pub mod secrets;
 
 pub use secret::Secret;
