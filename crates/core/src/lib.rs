@@ -8,6 +8,7 @@
 
 pub mod cmd;
 pub mod docker;
+pub mod event;
 pub mod secret;
 pub mod secrets;
 
