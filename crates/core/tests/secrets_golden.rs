@@ -3,6 +3,13 @@
 //! order, fail where Kamal fails, and give the same lookup answers. Cases that show a deliberate
 //! improvement say so in `case.json` (`dhow_secrets` / `dhow_error`, with `dhow_reason`).
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::print_stdout,
+    reason = "a test: it reads its fixture files, panics on malformed ones and prints the count"
+)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
