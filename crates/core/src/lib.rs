@@ -7,6 +7,7 @@
 //! `clippy.toml` in this crate's directory bans the obvious escape hatches.
 
 pub mod cmd;
+pub mod config;
 pub mod docker;
 pub mod event;
 pub mod secret;
