@@ -1,0 +1,79 @@
+//! The binary's one local process runner: runs what `dhow_core::secrets` asks for with
+//! `std::process` (vault CLIs, `$(...)` commands from secrets files), and reads the process
+//! environment into the map the core expects.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use dhow_core::Secret;
+use dhow_core::secrets::{Invocation, Output, RunError, Runner, Stderr, Stdin};
+
+/// Runs local programs. stdout is always captured (it carries secrets and is never logged);
+/// stdin and stderr follow the invocation, so interactive sign-ins (`op signin`, `bw unlock`)
+/// reach the user's terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalRunner;
+
+impl Runner for LocalRunner {
+    fn run(&self, invocation: &Invocation) -> Result<Output, RunError> {
+        let program = invocation.program.clone();
+        let mut command = Command::new(&invocation.program);
+        command.args(&invocation.args).stdout(Stdio::piped());
+        for (name, value) in &invocation.env {
+            command.env(name, value.expose());
+        }
+        command.stdin(match invocation.stdin {
+            Stdin::Inherit => Stdio::inherit(),
+            Stdin::Null => Stdio::null(),
+            Stdin::Data(_) => Stdio::piped(),
+        });
+        command.stderr(match invocation.stderr {
+            Stderr::Inherit => Stdio::inherit(),
+            Stderr::Discard => Stdio::null(),
+            Stderr::Capture => Stdio::piped(),
+        });
+        let mut child = command.spawn().map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => RunError::NotFound {
+                program: program.clone(),
+            },
+            _ => RunError::Failed {
+                program: program.clone(),
+                message: error.to_string(),
+            },
+        })?;
+        let writer = match (&invocation.stdin, child.stdin.take()) {
+            (Stdin::Data(data), Some(mut pipe)) => {
+                let data = data.clone();
+                // A separate thread, so a child that writes a lot before reading cannot block us.
+                Some(std::thread::spawn(move || {
+                    let _ = pipe.write_all(data.expose().as_bytes());
+                }))
+            }
+            _ => None,
+        };
+        let output = child.wait_with_output().map_err(|error| RunError::Failed {
+            program: program.clone(),
+            message: error.to_string(),
+        })?;
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        let stdout = String::from_utf8(output.stdout).map_err(|_| RunError::Failed {
+            program: program.clone(),
+            message: "it printed output that is not UTF-8 text".to_owned(),
+        })?;
+        Ok(Output {
+            code: output.status.code(),
+            stdout: Secret::new(stdout),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+/// The process environment as a map; variables whose name or value is not UTF-8 are left out.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
