@@ -3,10 +3,8 @@
 mod cli;
 mod commands;
 mod error;
-mod facts;
 mod local;
 mod printer;
-mod settings;
 
 use clap::{CommandFactory, Parser};
 
@@ -50,11 +48,9 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Init => commands::init::run(std::path::Path::new("."), printer),
         Command::Help { command } => help(&command, printer),
         Command::Secrets(command) => commands::secrets::run(command, &cli.global, printer),
-        Command::Config => {
-            let env = settings::environment();
-            commands::config::run(&cli.global, &env, std::path::Path::new("."), printer)
-        }
-        Command::Docs { section } => commands::docs::run(section.as_deref(), printer),
+        Command::Config | Command::Docs { .. } => Err(Error::Usage {
+            message: "this command is not available in this build".to_owned(),
+        }),
     }
 }
 
