@@ -1,0 +1,24 @@
+//! dhow-proxy: a kamal-proxy compatible reverse proxy (the `kamal-proxy` binary's library).
+
+pub mod body;
+pub mod buffer;
+pub mod cli;
+pub mod commands;
+pub mod duration;
+pub mod error;
+pub mod health;
+pub mod load_balancer;
+pub mod log;
+pub mod metrics;
+pub mod options;
+pub mod pages;
+pub mod paths;
+pub mod pause;
+pub mod rollout;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod service_map;
+pub mod target;
+pub mod timefmt;
+pub mod tls;

@@ -1,0 +1,65 @@
+//! JSON log lines on stdout in kamal-proxy's shape (`time`, `level`, `msg`, then fields).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// Turns logging on (the server does; library users and tests stay quiet by default).
+pub fn enable(debug: bool) {
+    ENABLED.store(true, Ordering::SeqCst);
+    DEBUG.store(debug, Ordering::SeqCst);
+}
+
+pub fn line(level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"time\":");
+    out.push_str(&Value::from(crate::timefmt::rfc3339(SystemTime::now())).to_string());
+    out.push_str(",\"level\":");
+    out.push_str(&Value::from(level).to_string());
+    out.push_str(",\"msg\":");
+    out.push_str(&Value::from(msg).to_string());
+    for (key, value) in fields {
+        out.push(',');
+        out.push_str(&Value::from(*key).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
+}
+
+fn emit(level: &str, msg: &str, fields: &[(&str, Value)]) {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut text = line(level, msg, fields);
+    text.push('\n');
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let _ = lock.write_all(text.as_bytes());
+    let _ = lock.flush();
+}
+
+pub fn info(msg: &str, fields: &[(&str, Value)]) {
+    emit("INFO", msg, fields);
+}
+
+pub fn debug(msg: &str, fields: &[(&str, Value)]) {
+    if DEBUG.load(Ordering::Relaxed) {
+        emit("DEBUG", msg, fields);
+    }
+}
+
+pub fn error(msg: &str, fields: &[(&str, Value)]) {
+    emit("ERROR", msg, fields);
+}
+
+/// `req_<name>` / `resp_<name>`: lower case, `-` → `_`.
+pub fn header_field(prefix: &str, name: &str) -> String {
+    format!("{prefix}_{}", name.to_ascii_lowercase().replace('-', "_"))
+}

@@ -1,0 +1,771 @@
+//! The router: the set of services and their routing table, the control operations (deploy,
+//! remove, pause, stop, resume, rollouts, list), state persistence, and the per-request entry point
+//! (request ID/start headers, lookup, error pages, access log and metrics).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use rustls::sign::CertifiedKey;
+use serde_json::Value;
+
+use crate::body::{self, Body, BoxError};
+use crate::commands::{
+    Call, DeployArgs, PauseArgs, Reply, RolloutDeployArgs, RolloutSetArgs, ServiceDescription,
+    StopArgs,
+};
+use crate::error::ProxyError;
+use crate::load_balancer::{LoadBalancer, parse_targets};
+use crate::log;
+use crate::metrics;
+use crate::options::ServiceOptions;
+use crate::pages::{self, ErrorPages, proxy_error};
+use crate::pause::PauseSnapshot;
+use crate::rollout::RolloutController;
+use crate::service::{ChosenTarget, Service, ServiceState, Slots, request_host};
+use crate::service_map::ServiceMap;
+use crate::target::{ConnInfo, UpstreamClient, upstream_client};
+
+#[derive(Debug, Default)]
+struct Inner {
+    services: BTreeMap<String, Arc<Service>>,
+    map: Arc<ServiceMap>,
+}
+
+#[derive(Debug)]
+pub struct Router {
+    state_path: Option<PathBuf>,
+    inner: RwLock<Inner>,
+    client: UpstreamClient,
+}
+
+type Resources = (Option<Arc<ErrorPages>>, Option<Arc<CertifiedKey>>);
+
+fn load_resources(options: &ServiceOptions) -> Result<Resources, ProxyError> {
+    let pages = if options.error_page_path.is_empty() {
+        None
+    } else {
+        Some(Arc::new(ErrorPages::load(Path::new(
+            &options.error_page_path,
+        ))?))
+    };
+    let certificate = if options.tls_enabled && options.has_custom_certificate() {
+        Some(crate::tls::load_certificate(
+            Path::new(&options.tls_certificate_path),
+            Path::new(&options.tls_private_key_path),
+        )?)
+    } else {
+        None
+    };
+    Ok((pages, certificate))
+}
+
+impl Router {
+    pub fn new(state_path: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Self {
+            state_path,
+            inner: RwLock::new(Inner::default()),
+            client: upstream_client(),
+        })
+    }
+
+    fn map(&self) -> Arc<ServiceMap> {
+        self.inner
+            .read()
+            .map(|i| Arc::clone(&i.map))
+            .unwrap_or_default()
+    }
+
+    fn service(&self, name: &str) -> Result<Arc<Service>, ProxyError> {
+        self.inner
+            .read()
+            .ok()
+            .and_then(|i| i.services.get(name).cloned())
+            .ok_or(ProxyError::ServiceNotFound)
+    }
+
+    fn rebuild(inner: &mut Inner) {
+        inner.map = Arc::new(ServiceMap::build(inner.services.values()));
+    }
+
+    /// Writes the state file atomically (temp file + rename), in kamal-proxy's format.
+    fn save(&self, inner: &Inner) {
+        let Some(path) = &self.state_path else {
+            return;
+        };
+        let states: Vec<ServiceState> = inner.services.values().map(|s| s.to_state()).collect();
+        let result = serde_json::to_vec(&states)
+            .map_err(std::io::Error::other)
+            .and_then(|json| {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let tmp = path.with_extension("state.tmp");
+                std::fs::write(&tmp, json)?;
+                std::fs::rename(&tmp, path)
+            });
+        if let Err(e) = result {
+            log::error(
+                "Unable to save state",
+                &[
+                    ("path", path.display().to_string().into()),
+                    ("error", e.to_string().into()),
+                ],
+            );
+        }
+    }
+
+    fn save_now(&self) {
+        if let Ok(inner) = self.inner.read() {
+            self.save(&inner);
+        }
+    }
+
+    /// Restores services from the state file, service by service.
+    pub fn restore(&self) {
+        let Some(path) = &self.state_path else {
+            return;
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                log::info(
+                    "No previous state to restore",
+                    &[("path", path.display().to_string().into())],
+                );
+                return;
+            }
+            Err(e) => {
+                log::error(
+                    "Failed to decode saved state",
+                    &[("error", e.to_string().into())],
+                );
+                return;
+            }
+        };
+        let entries: Vec<Value> = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                log::error(
+                    "Failed to decode saved state",
+                    &[("error", e.to_string().into())],
+                );
+                return;
+            }
+        };
+        let mut restored = Vec::new();
+        for entry in entries {
+            match serde_json::from_value::<ServiceState>(entry)
+                .map_err(|e| e.to_string())
+                .and_then(|state| Self::restore_one(state).map_err(|e| e.to_string()))
+            {
+                Ok(service) => restored.push(service),
+                Err(e) => log::error("Failed to restore service", &[("error", e.into())]),
+            }
+        }
+        if let Ok(mut inner) = self.inner.write() {
+            for service in restored {
+                inner.services.insert(service.name.clone(), service);
+            }
+            Self::rebuild(&mut inner);
+        }
+        log::info(
+            "Restored saved state",
+            &[("path", path.display().to_string().into())],
+        );
+    }
+
+    fn restore_one(mut state: ServiceState) -> Result<Arc<Service>, ProxyError> {
+        state.upgrade_legacy();
+        let (pages, certificate) = load_resources(&state.options)?;
+        let build =
+            |writers: &[String], readers: &[String]| -> Result<Arc<LoadBalancer>, ProxyError> {
+                let lb = LoadBalancer::new(
+                    parse_targets(writers)?,
+                    parse_targets(readers)?,
+                    state.options.writer_affinity_timeout.0,
+                    state.options.read_targets_accept_websockets,
+                );
+                lb.mark_all_healthy();
+                lb.start_health_checks(&state.target_options.health_check_config);
+                Ok(lb)
+            };
+        let active = if state.active_targets.is_empty() {
+            None
+        } else {
+            Some(build(&state.active_targets, &state.active_readers)?)
+        };
+        let rollout = match &state.rollout_targets {
+            Some(t) if !t.is_empty() => Some(build(
+                t,
+                state.rollout_readers.as_deref().unwrap_or_default(),
+            )?),
+            _ => None,
+        };
+        Ok(Service::new(
+            &state.name,
+            Slots {
+                options: state.options,
+                target_options: state.target_options,
+                active,
+                rollout,
+                rollout_controller: state.rollout_controller,
+                pages,
+                certificate,
+            },
+            state.pause_controller,
+        ))
+    }
+
+    pub fn certificate_for(&self, host: &str) -> Option<Arc<CertifiedKey>> {
+        let service = self.map().root_service(host)?;
+        if !service.tls_enabled() {
+            return None;
+        }
+        service.certificate()
+    }
+
+    pub fn default_tls_host(&self) -> Option<String> {
+        self.map().default_tls_host()
+    }
+
+    /// Deploys targets to a service: health wait, atomic switch, drain of the old targets.
+    pub async fn deploy(&self, args: DeployArgs) -> Result<(), ProxyError> {
+        let mut options = args.service_options;
+        options.normalize();
+        options.validate()?;
+        if options.tls_enabled
+            && !options.has_custom_certificate()
+            && options.hosts.iter().any(|h| h.contains('*'))
+        {
+            return Err(ProxyError::AutomaticTlsDoesNotSupportWildcards);
+        }
+        let writers = parse_targets(&args.target_urls)?;
+        let readers = parse_targets(&args.reader_urls)?;
+        log::info(
+            "Deploying",
+            &[
+                ("service", args.service.as_str().into()),
+                ("targets", args.target_urls.clone().into()),
+                ("hosts", options.hosts.clone().into()),
+                ("paths", options.path_prefixes.clone().into()),
+                ("tls", options.tls_enabled.into()),
+            ],
+        );
+        let lb = LoadBalancer::new(
+            writers,
+            readers,
+            options.writer_affinity_timeout.0,
+            options.read_targets_accept_websockets,
+        );
+        lb.start_health_checks(&args.target_options.health_check_config);
+        let deployment = args.deployment_options;
+        if !deployment.force
+            && let Err(e) = lb.wait_until_healthy(deployment.deploy_timeout.0).await
+        {
+            lb.dispose();
+            return Err(e);
+        }
+        let (pages, certificate) = match load_resources(&options) {
+            Ok(r) => r,
+            Err(e) => {
+                lb.dispose();
+                return Err(e);
+            }
+        };
+        let old = {
+            let Ok(mut inner) = self.inner.write() else {
+                lb.dispose();
+                return Err(ProxyError::Message("router lock poisoned".into()));
+            };
+            if inner
+                .map
+                .conflict(&args.service, &options.hosts, &options.path_prefixes)
+                .is_some()
+            {
+                lb.dispose();
+                self.save(&inner);
+                return Err(ProxyError::HostInUse);
+            }
+            let old = if let Some(service) = inner.services.get(&args.service) {
+                let mut old = None;
+                service.update(|slots| {
+                    slots.options = options.clone();
+                    slots.target_options = args.target_options.clone();
+                    slots.pages = pages;
+                    slots.certificate = certificate;
+                    old = slots.active.replace(Arc::clone(&lb));
+                });
+                old
+            } else {
+                let service = Service::new(
+                    &args.service,
+                    Slots {
+                        options: options.clone(),
+                        target_options: args.target_options.clone(),
+                        active: Some(Arc::clone(&lb)),
+                        pages,
+                        certificate,
+                        ..Slots::default()
+                    },
+                    PauseSnapshot::default(),
+                );
+                inner.services.insert(args.service.clone(), service);
+                None
+            };
+            Self::rebuild(&mut inner);
+            self.save(&inner);
+            old
+        };
+        if let Some(old) = old {
+            old.dispose();
+            old.drain(deployment.drain_timeout.0).await;
+        }
+        log::info("Deployed", &[("service", args.service.as_str().into())]);
+        Ok(())
+    }
+
+    /// Removes a service at once (no draining).
+    pub fn remove(&self, name: &str) -> Result<(), ProxyError> {
+        let service = {
+            let mut inner = self
+                .inner
+                .write()
+                .map_err(|_| ProxyError::Message("router lock poisoned".into()))?;
+            let service = inner
+                .services
+                .remove(name)
+                .ok_or(ProxyError::ServiceNotFound)?;
+            Self::rebuild(&mut inner);
+            self.save(&inner);
+            service
+        };
+        let slots = service.slots();
+        for lb in [slots.active.clone(), slots.rollout.clone()]
+            .into_iter()
+            .flatten()
+        {
+            lb.dispose();
+        }
+        log::info("Removed", &[("service", name.into())]);
+        Ok(())
+    }
+
+    pub async fn pause(&self, args: PauseArgs) -> Result<(), ProxyError> {
+        let service = self.service(&args.service)?;
+        service.pause.pause(args.pause_timeout.0);
+        self.save_now();
+        log::info(
+            "Service paused",
+            &[("service", args.service.as_str().into())],
+        );
+        service.drain(args.drain_timeout.0).await;
+        log::info(
+            "Service drained",
+            &[("service", args.service.as_str().into())],
+        );
+        Ok(())
+    }
+
+    pub async fn stop(&self, args: StopArgs) -> Result<(), ProxyError> {
+        let service = self.service(&args.service)?;
+        service.pause.stop(&args.message);
+        self.save_now();
+        log::info(
+            "Service stopped",
+            &[("service", args.service.as_str().into())],
+        );
+        service.drain(args.drain_timeout.0).await;
+        log::info(
+            "Service drained",
+            &[("service", args.service.as_str().into())],
+        );
+        Ok(())
+    }
+
+    pub fn resume(&self, name: &str) -> Result<(), ProxyError> {
+        let service = self.service(name)?;
+        service.pause.resume();
+        self.save_now();
+        log::info("Service resumed", &[("service", name.into())]);
+        Ok(())
+    }
+
+    pub async fn rollout_deploy(&self, args: RolloutDeployArgs) -> Result<(), ProxyError> {
+        let service = self.service(&args.service)?;
+        let slots = service.slots();
+        let lb = LoadBalancer::new(
+            parse_targets(&args.target_urls)?,
+            parse_targets(&args.reader_urls)?,
+            slots.options.writer_affinity_timeout.0,
+            slots.options.read_targets_accept_websockets,
+        );
+        lb.start_health_checks(&slots.target_options.health_check_config);
+        if !args.deployment_options.force
+            && let Err(e) = lb
+                .wait_until_healthy(args.deployment_options.deploy_timeout.0)
+                .await
+        {
+            lb.dispose();
+            return Err(e);
+        }
+        let mut old = None;
+        service.update(|slots| old = slots.rollout.replace(Arc::clone(&lb)));
+        self.save_now();
+        if let Some(old) = old {
+            old.dispose();
+            old.drain(args.deployment_options.drain_timeout.0).await;
+        }
+        Ok(())
+    }
+
+    pub fn rollout_set(&self, args: RolloutSetArgs) -> Result<(), ProxyError> {
+        let service = self.service(&args.service)?;
+        if service.slots().rollout.is_none() {
+            return Err(ProxyError::RolloutTargetNotSet);
+        }
+        service.update(|slots| {
+            slots.rollout_controller =
+                Some(RolloutController::new(args.percentage, args.allowlist));
+        });
+        self.save_now();
+        Ok(())
+    }
+
+    pub fn rollout_stop(&self, name: &str) -> Result<(), ProxyError> {
+        let service = self.service(name)?;
+        service.update(|slots| slots.rollout_controller = None);
+        self.save_now();
+        Ok(())
+    }
+
+    /// Services with an active load balancer, for `list`.
+    pub fn list(&self) -> BTreeMap<String, ServiceDescription> {
+        let services: Vec<Arc<Service>> = self
+            .inner
+            .read()
+            .map(|i| i.services.values().cloned().collect())
+            .unwrap_or_default();
+        services
+            .into_iter()
+            .filter_map(|service| {
+                let slots = service.slots();
+                let lb = slots.active.clone()?;
+                let hosts: Vec<&str> = slots
+                    .options
+                    .hosts
+                    .iter()
+                    .map(|h| if h.is_empty() { "*" } else { h.as_str() })
+                    .collect();
+                let targets: Vec<String> = lb.targets().map(|t| t.address.clone()).collect();
+                Some((
+                    service.name.clone(),
+                    ServiceDescription {
+                        host: hosts.join(","),
+                        path: slots.options.path_prefixes.join(","),
+                        tls: slots.options.tls_enabled,
+                        target: targets.join(","),
+                        state: service.pause.state().as_str().to_string(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// Runs one control call.
+    pub async fn dispatch(&self, call: Call) -> Reply {
+        let result = match call {
+            Call::Deploy(args) => self.deploy(args).await,
+            Call::Remove { service } => self.remove(&service),
+            Call::Pause(args) => self.pause(args).await,
+            Call::Stop(args) => self.stop(args).await,
+            Call::Resume { service } => self.resume(&service),
+            Call::List => {
+                return Reply {
+                    error: None,
+                    services: Some(self.list()),
+                };
+            }
+            Call::RolloutDeploy(args) => self.rollout_deploy(args).await,
+            Call::RolloutSet(args) => self.rollout_set(args),
+            Call::RolloutStop { service } => self.rollout_stop(&service),
+        };
+        Reply {
+            error: result.err().map(|e| e.to_string()),
+            services: None,
+        }
+    }
+
+    /// Handles one inbound request.
+    pub async fn handle<B>(&self, req: Request<B>, conn: &ConnInfo) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        let mut req = req.map(body::boxed);
+        let headers = req.headers_mut();
+        let existing_id = headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let request_id = existing_id.unwrap_or_else(|| {
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                headers.insert(HeaderName::from_static("x-request-id"), v);
+            }
+            id
+        });
+        if !headers.contains_key("x-request-start") {
+            let start = format!("t={}", crate::timefmt::unix_millis(SystemTime::now()));
+            if let Ok(v) = HeaderValue::from_str(&start) {
+                headers.insert(HeaderName::from_static("x-request-start"), v);
+            }
+        }
+        let host = request_host(&req);
+        let path = req.uri().path().to_string();
+        let binding = self.map().lookup(&host, &path).cloned();
+        let service_name = binding
+            .as_ref()
+            .map(|b| b.service.name.clone())
+            .unwrap_or_default();
+        let mut record = RequestRecord::new(&req, conn, &request_id, &service_name, started);
+        let slots = binding.as_ref().map(|b| b.service.slots());
+        if let Some(slots) = &slots {
+            record.add_headers(
+                "req",
+                req.headers(),
+                &slots.target_options.log_request_headers,
+            );
+        }
+        metrics::global().in_flight(&service_name, 1);
+        let mut pending = PendingLog(Some(record.clone()));
+
+        let (mut response, service) = match binding {
+            None => (proxy_error(StatusCode::NOT_FOUND, ""), None),
+            Some(binding) => {
+                let response = binding
+                    .service
+                    .serve(req, &binding.prefix, conn, &self.client)
+                    .await;
+                (response, Some(binding.service))
+            }
+        };
+        let pages = service.as_ref().and_then(|s| s.pages());
+        pages::render(&mut response, pages.as_deref());
+        pending.0 = None;
+        record.target = response
+            .extensions()
+            .get::<ChosenTarget>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
+        record.status = response.status().as_u16();
+        record.resp_content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if let Some(slots) = &slots {
+            record.add_headers(
+                "resp",
+                response.headers(),
+                &slots.target_options.log_response_headers,
+            );
+        }
+        let (parts, inner) = response.into_parts();
+        Response::from_parts(
+            parts,
+            body::boxed(LoggedBody {
+                inner,
+                bytes: 0,
+                record: Some(record),
+            }),
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RequestRecord {
+    started: Instant,
+    fields: Vec<(String, Value)>,
+    service: String,
+    method: String,
+    target: String,
+    status: u16,
+    resp_content_type: String,
+}
+
+impl RequestRecord {
+    fn new(
+        req: &Request<Body>,
+        conn: &ConnInfo,
+        request_id: &str,
+        service: &str,
+        started: Instant,
+    ) -> Self {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let client_addr = conn.client_ip.to_string();
+        let xff = header("x-forwarded-for");
+        let remote_addr = if xff.is_empty() {
+            client_addr.clone()
+        } else {
+            xff
+        };
+        let content_length: i64 = header("content-length").parse().unwrap_or(
+            if req.headers().contains_key(header::TRANSFER_ENCODING) {
+                -1
+            } else {
+                0
+            },
+        );
+        let fields = vec![
+            ("host".to_string(), Value::from(request_host(req))),
+            ("port".to_string(), Value::from(conn.port)),
+            ("path".to_string(), Value::from(req.uri().path())),
+            ("request_id".to_string(), Value::from(request_id)),
+            ("method".to_string(), Value::from(req.method().as_str())),
+            (
+                "req_content_length".to_string(),
+                Value::from(content_length),
+            ),
+            (
+                "req_content_type".to_string(),
+                Value::from(header("content-type")),
+            ),
+            ("remote_addr".to_string(), Value::from(remote_addr)),
+            ("client_addr".to_string(), Value::from(client_addr)),
+            (
+                "client_port".to_string(),
+                Value::from(conn.client_port.to_string()),
+            ),
+            ("user_agent".to_string(), Value::from(header("user-agent"))),
+            (
+                "proto".to_string(),
+                Value::from(format!("{:?}", req.version())),
+            ),
+            ("scheme".to_string(), Value::from(conn.scheme())),
+            (
+                "query".to_string(),
+                Value::from(req.uri().query().unwrap_or_default()),
+            ),
+        ];
+        Self {
+            started,
+            fields,
+            service: service.to_string(),
+            method: req.method().to_string(),
+            target: String::new(),
+            status: 0,
+            resp_content_type: String::new(),
+        }
+    }
+
+    fn add_headers(&mut self, prefix: &str, headers: &http::HeaderMap, names: &[String]) {
+        for name in names {
+            let values: Vec<&str> = headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            self.fields.push((
+                log::header_field(prefix, name),
+                Value::from(values.join(",")),
+            ));
+        }
+    }
+
+    fn finish(mut self, status: u16, bytes: u64) {
+        let duration = self.started.elapsed();
+        self.fields.push(("status".into(), Value::from(status)));
+        self.fields
+            .push(("service".into(), Value::from(self.service.clone())));
+        self.fields
+            .push(("target".into(), Value::from(self.target.clone())));
+        self.fields.push((
+            "duration".into(),
+            Value::from(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)),
+        ));
+        self.fields
+            .push(("resp_content_length".into(), Value::from(bytes)));
+        self.fields.push((
+            "resp_content_type".into(),
+            Value::from(self.resp_content_type.clone()),
+        ));
+        let fields: Vec<(&str, Value)> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        log::info("Request", &fields);
+        let m = metrics::global();
+        m.in_flight(&self.service, -1);
+        m.observe(&self.service, &self.method, status, duration);
+    }
+}
+
+/// Logs 499 when the client goes away before the response starts.
+struct PendingLog(Option<RequestRecord>);
+
+impl Drop for PendingLog {
+    fn drop(&mut self) {
+        if let Some(record) = self.0.take() {
+            record.finish(499, 0);
+        }
+    }
+}
+
+/// Counts the bytes sent and logs the request when the response body ends or is dropped.
+struct LoggedBody {
+    inner: Body,
+    bytes: u64,
+    record: Option<RequestRecord>,
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let status = record.status;
+            record.finish(status, self.bytes);
+        }
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let result = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &result
+            && let Some(data) = frame.data_ref()
+        {
+            self.bytes += data.len() as u64;
+        }
+        result
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

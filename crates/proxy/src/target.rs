@@ -1,0 +1,425 @@
+//! One upstream `host:port`: its health state, the table of in-flight requests used for draining,
+//! and forwarding a request to it (headers, buffering, timeouts, upgrades, streaming).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{self, Body, ErrorFlagBody, GuardedBody};
+use crate::buffer;
+use crate::options::TargetOptions;
+use crate::pages::proxy_error;
+
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+pub fn upstream_client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(100)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthState {
+    Adding,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adding => "adding",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+struct Inflight {
+    cancel: CancellationToken,
+    hijacked: bool,
+}
+
+/// What the server knows about the inbound connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub client_ip: IpAddr,
+    pub client_port: u16,
+    pub tls: bool,
+    pub port: u16,
+}
+
+impl ConnInfo {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub address: String,
+    health: Mutex<HealthState>,
+    draining: AtomicBool,
+    inflight: Mutex<HashMap<u64, Inflight>>,
+    inflight_changed: Notify,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Inflight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflight")
+            .field("hijacked", &self.hijacked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps a request registered on its target until dropped.
+#[derive(Debug)]
+pub struct InflightGuard {
+    target: Arc<Target>,
+    id: u64,
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.target.inflight.lock() {
+            map.remove(&self.id);
+        }
+        self.target.inflight_changed.notify_waiters();
+    }
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    for name in listed {
+        headers.remove(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
+impl Target {
+    pub fn new(address: &str) -> Arc<Self> {
+        Arc::new(Self {
+            address: crate::options::target_with_port(address),
+            health: Mutex::new(HealthState::Adding),
+            draining: AtomicBool::new(false),
+            inflight: Mutex::new(HashMap::new()),
+            inflight_changed: Notify::new(),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// The address as it was given (used in `list` and state).
+    pub fn health(&self) -> HealthState {
+        self.health.lock().map_or(HealthState::Adding, |s| *s)
+    }
+
+    /// Applies a check result; returns the new state when it changed.
+    pub fn record_check(&self, ok: bool) -> Option<HealthState> {
+        let Ok(mut state) = self.health.lock() else {
+            return None;
+        };
+        let next = match (*state, ok) {
+            (_, true) => HealthState::Healthy,
+            (HealthState::Adding, false) => HealthState::Adding,
+            (_, false) => HealthState::Unhealthy,
+        };
+        if next == *state {
+            None
+        } else {
+            *state = next;
+            Some(next)
+        }
+    }
+
+    pub fn mark_healthy(&self) {
+        if let Ok(mut state) = self.health.lock() {
+            *state = HealthState::Healthy;
+        }
+    }
+
+    pub fn inflight_count(&self) -> usize {
+        self.inflight.lock().map_or(0, |m| m.len())
+    }
+
+    fn claim(self: &Arc<Self>, hijacked: bool) -> Option<(InflightGuard, CancellationToken)> {
+        if self.draining.load(Ordering::SeqCst) {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancel = CancellationToken::new();
+        self.inflight.lock().ok()?.insert(
+            id,
+            Inflight {
+                cancel: cancel.clone(),
+                hijacked,
+            },
+        );
+        Some((
+            InflightGuard {
+                target: Arc::clone(self),
+                id,
+            },
+            cancel,
+        ))
+    }
+
+    /// Drains: hijacked connections are cancelled at once, other requests get up to `timeout`
+    /// to finish and are then cancelled (their clients get a 504).
+    pub async fn drain(&self, timeout: Duration) {
+        self.draining.store(true, Ordering::SeqCst);
+        if let Ok(map) = self.inflight.lock() {
+            for entry in map.values().filter(|e| e.hijacked) {
+                entry.cancel.cancel();
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inflight_changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inflight_count() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                if let Ok(map) = self.inflight.lock() {
+                    for entry in map.values() {
+                        entry.cancel.cancel();
+                    }
+                }
+                break;
+            }
+        }
+        self.draining.store(false, Ordering::SeqCst);
+    }
+
+    /// Forwards `req` (path already stripped) to this target.
+    pub async fn proxy(
+        self: &Arc<Self>,
+        client: &UpstreamClient,
+        mut req: Request<Body>,
+        options: &TargetOptions,
+        conn: &ConnInfo,
+    ) -> Response<Body> {
+        let upgrade = is_upgrade(&req);
+        let Some((guard, cancel)) = self.claim(upgrade) else {
+            return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
+        };
+        let upgrade_value = req.headers().get(header::UPGRADE).cloned();
+        self.prepare_headers(&mut req, options, conn);
+        if let Some(value) = upgrade_value.filter(|_| upgrade) {
+            req.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            req.headers_mut().insert(header::UPGRADE, value);
+        }
+
+        let path_and_query = req
+            .uri()
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str)
+            .to_string();
+        let Ok(uri) = format!("http://{}{}", self.address, path_and_query).parse::<Uri>() else {
+            return proxy_error(StatusCode::BAD_REQUEST, "");
+        };
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_11;
+
+        let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let body_failed = Arc::new(AtomicBool::new(false));
+        let req = if upgrade {
+            req
+        } else if options.buffer_requests {
+            let (parts, incoming) = req.into_parts();
+            match buffer::buffer_body(incoming, options.memory_limit(), options.request_limit())
+                .await
+            {
+                Ok(buffered) => Request::from_parts(parts, buffered),
+                Err(buffer::BufferError::TooLarge) => {
+                    return proxy_error(StatusCode::PAYLOAD_TOO_LARGE, "");
+                }
+                Err(buffer::BufferError::Read(_)) => {
+                    return proxy_error(StatusCode::BAD_REQUEST, "");
+                }
+                Err(buffer::BufferError::Io(_)) => {
+                    return proxy_error(StatusCode::INTERNAL_SERVER_ERROR, "");
+                }
+            }
+        } else {
+            let flag = Arc::clone(&body_failed);
+            req.map(|b| body::boxed(ErrorFlagBody::new(b, flag)))
+        };
+
+        let send = tokio::time::timeout(options.response_timeout.0, client.request(req));
+        let result = tokio::select! {
+            r = send => r,
+            () = cancel.cancelled() => {
+                return proxy_error(StatusCode::GATEWAY_TIMEOUT, "");
+            }
+        };
+        let mut response = match result {
+            Err(_) => return proxy_error(StatusCode::GATEWAY_TIMEOUT, ""),
+            Ok(Err(_)) if body_failed.load(Ordering::SeqCst) => {
+                return proxy_error(StatusCode::BAD_REQUEST, "");
+            }
+            Ok(Err(_)) => return proxy_error(StatusCode::BAD_GATEWAY, ""),
+            Ok(Ok(response)) => response,
+        };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(inbound) = inbound_upgrade {
+                let outbound = hyper::upgrade::on(&mut response);
+                tokio::spawn(async move {
+                    let _guard = guard;
+                    let (Ok(inbound), Ok(outbound)) = (inbound.await, outbound.await) else {
+                        return;
+                    };
+                    let mut inbound = TokioIo::new(inbound);
+                    let mut outbound = TokioIo::new(outbound);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        () = cancel.cancelled() => {}
+                    }
+                });
+                let (parts, _) = response.into_parts();
+                return Response::from_parts(parts, body::empty());
+            }
+            return proxy_error(StatusCode::BAD_GATEWAY, "");
+        }
+
+        let (mut parts, incoming) = response.into_parts();
+        remove_hop_by_hop(&mut parts.headers);
+        let streaming = is_streaming(&parts.headers);
+        let upstream_body = body::boxed(incoming);
+        if options.buffer_responses && !streaming {
+            let buffered = tokio::select! {
+                r = buffer::buffer_body(upstream_body, options.memory_limit(), options.response_limit()) => r,
+                () = cancel.cancelled() => return proxy_error(StatusCode::GATEWAY_TIMEOUT, ""),
+            };
+            return match buffered {
+                Ok(b) => Response::from_parts(parts, b),
+                Err(_) => proxy_error(StatusCode::INTERNAL_SERVER_ERROR, ""),
+            };
+        }
+        let guarded = GuardedBody::new(upstream_body, cancel, guard);
+        Response::from_parts(parts, body::boxed(guarded))
+    }
+
+    fn prepare_headers(&self, req: &mut Request<Body>, options: &TargetOptions, conn: &ConnInfo) {
+        let host = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let headers = req.headers_mut();
+        remove_hop_by_hop(headers);
+        if let Some(host) = &host {
+            headers.insert(header::HOST, host.clone());
+        }
+        let client_ip = conn.client_ip.to_string();
+        let forwarded_for = HeaderName::from_static("x-forwarded-for");
+        let forwarded_proto = HeaderName::from_static("x-forwarded-proto");
+        let forwarded_host = HeaderName::from_static("x-forwarded-host");
+        let kamal_target = HeaderName::from_static("x-kamal-target");
+        let joined = |headers: &HeaderMap, name: &HeaderName| -> Option<String> {
+            let values: Vec<&str> = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!values.is_empty()).then(|| values.join(", "))
+        };
+        let set = |headers: &mut HeaderMap, name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name.clone(), v);
+            }
+        };
+        if options.forward_headers {
+            let xff = joined(headers, &forwarded_for).map_or_else(
+                || client_ip.clone(),
+                |prior| format!("{prior}, {client_ip}"),
+            );
+            set(headers, &forwarded_for, &xff);
+            if !headers.contains_key(&forwarded_proto) {
+                set(headers, &forwarded_proto, conn.scheme());
+            }
+            if !headers.contains_key(&forwarded_host)
+                && let Some(host) = &host
+            {
+                headers.insert(forwarded_host.clone(), host.clone());
+            }
+            let target = joined(headers, &kamal_target).map_or_else(
+                || self.address.clone(),
+                |prior| format!("{prior},{}", self.address),
+            );
+            set(headers, &kamal_target, &target);
+        } else {
+            set(headers, &forwarded_for, &client_ip);
+            set(headers, &forwarded_proto, conn.scheme());
+            headers.remove(&forwarded_host);
+            if let Some(host) = &host {
+                headers.insert(forwarded_host.clone(), host.clone());
+            }
+            set(headers, &kamal_target, &self.address);
+        }
+    }
+}
+
+/// Responses that bypass the response buffer: event streams and bodies without a length.
+pub fn is_streaming(headers: &HeaderMap) -> bool {
+    let event_stream = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        });
+    event_stream || !headers.contains_key(header::CONTENT_LENGTH)
+}
