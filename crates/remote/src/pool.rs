@@ -142,6 +142,7 @@ impl Pool {
         let result = slot
             .get_or_try_init(|| async {
                 let jump_target = Target {
+                    name: jump.to_string(),
                     host: jump.host.clone(),
                     port: jump.port,
                     user: jump.user.clone(),
@@ -259,7 +260,12 @@ pub fn parse_target(spec: &str, options: &SshOptions) -> Target {
             _ => (rest.to_owned(), options.port),
         }
     };
-    Target { host, port, user }
+    Target {
+        name: spec.to_owned(),
+        host,
+        port,
+        user,
+    }
 }
 
 #[cfg(test)]

@@ -205,7 +205,8 @@ impl client::Handler for ClientHandler {
 
 /// An authenticated SSH connection to one host. Commands run on channels multiplexed over it.
 pub struct SshSession {
-    host: String,
+    name: String,
+    address: String,
     port: u16,
     user: String,
     handle: Handle<ClientHandler>,
@@ -218,7 +219,8 @@ pub struct SshSession {
 impl fmt::Debug for SshSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SshSession")
-            .field("host", &self.host)
+            .field("name", &self.name)
+            .field("address", &self.address)
             .field("port", &self.port)
             .field("user", &self.user)
             .finish_non_exhaustive()
@@ -228,7 +230,10 @@ impl fmt::Debug for SshSession {
 /// Where a connection goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// Host name or address as configured.
+    /// The server entry as configured (e.g. `web1` or `deploy@10.0.0.5:2222`); names the host
+    /// in command errors and fan-out results.
+    pub name: String,
+    /// Host name or address to connect to.
     pub host: String,
     /// SSH port.
     pub port: u16,
@@ -274,7 +279,7 @@ impl SshSession {
                 .map_err(|error| ConnectError::JumpForward {
                     host: host.clone(),
                     port,
-                    via: format!("{}@{}:{}", jump.user, jump.host, jump.port),
+                    via: format!("{}@{}:{}", jump.user, jump.address, jump.port),
                     reason: error.to_string(),
                 })?;
             let ip = host.parse().ok();
@@ -340,7 +345,8 @@ impl SshSession {
         };
         authenticate(&mut handle, target, options).await?;
         Ok(Self {
-            host,
+            name: target.name.clone(),
+            address: host,
             port,
             user: target.user.clone(),
             handle,
@@ -390,7 +396,7 @@ impl SshSession {
 
     fn channel_error(&self, command: &RemoteCommand, error: &russh::Error) -> RemoteError {
         RemoteError::Channel {
-            host: self.host.clone(),
+            host: self.name.clone(),
             command: command.display().to_owned(),
             reason: error.to_string(),
         }
@@ -433,7 +439,7 @@ impl SshSession {
                 }
                 ChannelMsg::Failure => {
                     return Err(RemoteError::Channel {
-                        host: self.host.clone(),
+                        host: self.name.clone(),
                         command: command.display().to_owned(),
                         reason: "the server refused to run the command".to_owned(),
                     });
@@ -443,7 +449,7 @@ impl SshSession {
         }
         if status == ExitStatus::Unknown && self.handle.is_closed() {
             return Err(RemoteError::Channel {
-                host: self.host.clone(),
+                host: self.name.clone(),
                 command: command.display().to_owned(),
                 reason: "connection closed".to_owned(),
             });
@@ -461,7 +467,7 @@ fn signal_label(signal: &russh::Sig) -> String {
 
 impl Transport for SshSession {
     fn host(&self) -> &str {
-        &self.host
+        &self.name
     }
 
     fn exec<'a>(
@@ -473,27 +479,25 @@ impl Transport for SshSession {
     }
 
     async fn upload(&self, contents: &[u8], path: &str, mode: u32) -> Result<(), RemoteError> {
-        {
-            let script = upload_script(path, mode, &random_suffix());
-            let command = RemoteCommand::plain(script).with_stdin(Secret::new(contents.to_vec()));
-            let output = self.capture(&command).await.map_err(|error| match error {
-                RemoteError::Channel { reason, .. } => RemoteError::Upload {
-                    host: self.host.clone(),
-                    path: path.to_owned(),
-                    reason,
-                },
-                other => other,
-            })?;
-            if output.status.success() {
-                Ok(())
-            } else {
-                let stderr = crate::transport::tail(&output.stderr, 1024);
-                Err(RemoteError::Upload {
-                    host: self.host.clone(),
-                    path: path.to_owned(),
-                    reason: format!("{}: {}", output.status, stderr.trim_end()),
-                })
-            }
+        let script = upload_script(path, mode, &random_suffix());
+        let command = RemoteCommand::plain(script).with_stdin(Secret::new(contents.to_vec()));
+        let output = self.capture(&command).await.map_err(|error| match error {
+            RemoteError::Channel { reason, .. } => RemoteError::Upload {
+                host: self.name.clone(),
+                path: path.to_owned(),
+                reason,
+            },
+            other => other,
+        })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let stderr = crate::transport::tail(&output.stderr, 1024);
+            Err(RemoteError::Upload {
+                host: self.name.clone(),
+                path: path.to_owned(),
+                reason: format!("{}: {}", output.status, stderr.trim_end()),
+            })
         }
     }
 }
@@ -944,6 +948,7 @@ mod tests {
     #[test]
     fn proxy_command_expansion() {
         let target = Target {
+            name: "web1".into(),
             host: "web1".into(),
             port: 2201,
             user: "deploy".into(),

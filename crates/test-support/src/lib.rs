@@ -389,3 +389,49 @@ async fn serve_session(
     let _ = writer.eof().await;
     let _ = writer.close().await;
 }
+
+/// A running in-process ssh-agent holding `keys`, listening on a Unix socket in `dir`.
+/// Stops when dropped.
+#[derive(Debug)]
+pub struct TestAgent {
+    socket: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct AcceptAll;
+
+impl russh::keys::agent::server::Agent for AcceptAll {}
+
+impl TestAgent {
+    /// Starts the agent and loads `keys` into it.
+    pub async fn start(dir: &Path, keys: &[PrivateKey]) -> Self {
+        let socket = dir.join("agent.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind agent socket");
+        let incoming = Box::pin(futures::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| stream);
+            Some((accepted, listener))
+        }));
+        let task = tokio::spawn(async move {
+            let _ = russh::keys::agent::server::serve(incoming, AcceptAll).await;
+        });
+        let mut client = russh::keys::agent::client::AgentClient::connect_uds(&socket)
+            .await
+            .expect("connect to test agent");
+        for key in keys {
+            client.add_identity(key, &[]).await.expect("add identity");
+        }
+        Self { socket, task }
+    }
+
+    /// The socket path (what `SSH_AUTH_SOCK` would hold).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+}
