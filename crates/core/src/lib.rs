@@ -9,6 +9,7 @@
 pub mod cmd;
 pub mod config;
 pub mod docker;
+pub mod erb;
 pub mod event;
 pub mod secret;
 pub mod secrets;
