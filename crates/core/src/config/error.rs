@@ -215,9 +215,22 @@ pub fn did_you_mean<'a>(
         .filter(|(d, c)| {
             *d <= (c.chars().count().max(word.chars().count()) / 3).max(1)
                 || is_separator_variant(&lower, c)
+                || is_affix_variant(&lower, c)
         })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+/// `service_name` for `service`, `ssh_user` for `user`: one name starts or ends with the other.
+fn is_affix_variant(word: &str, candidate: &str) -> bool {
+    let candidate = candidate.to_lowercase();
+    let (short, long) = if word.len() < candidate.len() {
+        (word, candidate.as_str())
+    } else {
+        (candidate.as_str(), word)
+    };
+    short.len() >= 4
+        && (long.starts_with(&format!("{short}_")) || long.ends_with(&format!("_{short}")))
 }
 
 fn is_separator_variant(word: &str, candidate: &str) -> bool {

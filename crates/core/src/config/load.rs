@@ -31,6 +31,8 @@ pub struct TemplateFailure {
     pub line: usize,
     /// 1-based source column, when known.
     pub col: Option<usize>,
+    /// How to fix it, when the renderer knows.
+    pub hint: Option<String>,
 }
 
 /// The ERB step, injected by the caller so the core stays free of any particular renderer.
@@ -60,6 +62,7 @@ impl TemplateRenderer for NoTemplates {
                 message: "ERB templates are not supported here".into(),
                 line: i + 1,
                 col: line.find("<%").map(|c| c + 1),
+                hint: Some("this caller renders no ERB".into()),
             });
         }
         Ok(Rendered {
@@ -183,6 +186,18 @@ pub fn load(input: &LoadInput<'_>) -> Result<Config, ConfigErrors> {
         return Err(ConfigErrors { errors, sources });
     };
     let config = build(raw, input, &mut errors);
+    // A role's proxy is validated again after the merge with the root one (as in Kamal); keep
+    // each problem once.
+    let mut unique: Vec<ConfigError> = Vec::new();
+    for e in errors {
+        if !unique
+            .iter()
+            .any(|u| u.to_string() == e.to_string() && u.span == e.span)
+        {
+            unique.push(e);
+        }
+    }
+    let errors = unique;
     if errors.is_empty() {
         Ok(config)
     } else {
@@ -202,15 +217,17 @@ fn load_file(
             line: f.line,
             col: f.col.unwrap_or(1),
         };
-        Box::new(
-            ConfigError::new(
-                ErrorKind::Template,
-                "",
-                format!("{name}:{}: {}", f.line, f.message),
-            )
-            .at(Some(&span))
-            .path(name),
+        let e = ConfigError::new(
+            ErrorKind::Template,
+            "",
+            format!("{name}:{}:{}: {}", f.line, f.col.unwrap_or(1), f.message),
         )
+        .at(Some(&span))
+        .path(name);
+        Box::new(match f.hint {
+            Some(h) => e.hint(h),
+            None => e,
+        })
     })?;
     let node = yaml::parse(&output.text, name, Some(&output.line_map)).map_err(|e| {
         Box::new(

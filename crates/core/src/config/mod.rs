@@ -9,6 +9,7 @@ pub mod load;
 pub mod model;
 mod rules;
 pub mod schema;
+pub mod template;
 mod validate;
 pub mod view;
 pub mod yaml;
@@ -24,5 +25,6 @@ pub use model::{
     Sshkit, Ssl,
 };
 pub use schema::{SECTIONS, docs};
+pub use template::ErbTemplates;
 pub use view::to_yaml;
 pub use yaml::{Node, Span, Value};

@@ -17,11 +17,7 @@ fn push(
     path: &str,
     span: Option<&Span>,
 ) {
-    errors.push(
-        ConfigError::new(kind, "", message)
-            .path(path)
-            .at(span),
-    );
+    errors.push(ConfigError::new(kind, "", message).path(path).at(span));
 }
 
 /// Runs every rule, adding an error for each one broken.

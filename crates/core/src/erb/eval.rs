@@ -1385,7 +1385,6 @@ impl Interp<'_, '_, '_, '_> {
             }
             "lines" => Value::Array(s.split_inclusive('\n').map(Value::str).collect()),
             "chars" => Value::Array(s.chars().map(|c| Value::Str(c.to_string())).collect()),
-            "squish" => Value::Str(s.split_whitespace().collect::<Vec<_>>().join(" ")),
             "reverse" => Value::Str(s.chars().rev().collect()),
             "+" => {
                 self.arg_count(node, args, 1, 1)?;
@@ -1973,6 +1972,11 @@ impl Interp<'_, '_, '_, '_> {
             ("File", _) => self.file_method(node, name, args),
             ("Dir", "pwd" | "getwd") => Ok(Value::Str(self.host.current_dir())),
             ("Dotenv", _) => self.dotenv_method(node, name, args),
+            (
+                "YAML" | "Psych",
+                "load_file" | "safe_load_file" | "unsafe_load_file" | "load" | "safe_load"
+                | "unsafe_load",
+            ) => self.yaml_load(node, name, args),
             ("JSON", "generate" | "dump") => {
                 self.arg_count(node, args, 1, 1)?;
                 args[0].to_json().map(Value::Str).ok_or_else(|| {
@@ -1987,18 +1991,84 @@ impl Interp<'_, '_, '_, '_> {
         }
     }
 
-    fn expand_path(&self, path: &str, base: Option<&str>) -> R<String> {
-        let home = || self.env.get(self.host, "HOME").unwrap_or_default();
+    /// `YAML.load_file(path, aliases: true)` and friends, through the config YAML reader (Psych's
+    /// scalar rules).
+    fn yaml_load(&mut self, node: &Node, name: &str, args: &[Value]) -> R {
+        let (positional, options): (Vec<&Value>, Vec<&Value>) =
+            args.iter().partition(|a| !matches!(a, Value::Hash(_)));
+        if positional.len() != 1 {
+            return Err(self.raise(
+                node,
+                "ArgumentError",
+                format!(
+                    "wrong number of arguments (given {}, expected 1)",
+                    positional.len()
+                ),
+            ));
+        }
+        for option in options {
+            if let Value::Hash(pairs) = option {
+                for (key, _) in pairs {
+                    if !matches!(key, Value::Sym(k) if k == "aliases" || k == "permitted_classes") {
+                        return Err(self.unsupported(
+                            node,
+                            format!("the YAML option `{}` is not supported", key.to_s()),
+                        ));
+                    }
+                }
+            }
+        }
+        let arg = self.str_arg(node, positional[0])?.to_owned();
+        let (text, origin) = if name.ends_with("_file") {
+            match self.host.read_file(&arg) {
+                Ok(Some(text)) => (text, arg),
+                Ok(None) => {
+                    return Err(self.raise(
+                        node,
+                        "Errno::ENOENT",
+                        format!("No such file or directory @ rb_sysopen - {arg}"),
+                    ));
+                }
+                Err(message) => return Err(self.raise(node, "Errno::EACCES", message)),
+            }
+        } else {
+            (arg, "(yaml)".to_owned())
+        };
+        match crate::config::yaml::parse(&text, &origin, None) {
+            Ok(Some(root)) => Ok(yaml_value(&root)),
+            Ok(None) => Ok(Value::Bool(false)),
+            Err(e) => Err(self.raise(
+                node,
+                "Psych::SyntaxError",
+                format!(
+                    "({origin}): {} at line {} column {}",
+                    e.message, e.span.line, e.span.col
+                ),
+            )),
+        }
+    }
+
+    fn expand_path(&self, node: &Node, path: &str, base: Option<&str>) -> R<String> {
+        let home = || {
+            self.env.get(self.host, "HOME").ok_or_else(|| {
+                self.raise_hint(
+                    node,
+                    "ArgumentError",
+                    format!("couldn't find HOME environment -- expanding `{path}'"),
+                    Some("set HOME, or write the path without `~`".to_owned()),
+                )
+            })
+        };
         let joined = if path == "~" {
-            home()
+            home()?
         } else if let Some(rest) = path.strip_prefix("~/") {
-            format!("{}/{rest}", home())
+            format!("{}/{rest}", home()?)
         } else if path.starts_with('/') {
             path.to_owned()
         } else {
             let base = match base {
                 Some(b) if b.starts_with('/') => b.to_owned(),
-                Some(b) if b.starts_with('~') => self.expand_path(b, None)?,
+                Some(b) if b.starts_with('~') => self.expand_path(node, b, None)?,
                 Some(b) => format!("{}/{b}", self.host.current_dir()),
                 None => self.host.current_dir(),
             };
@@ -2047,7 +2117,7 @@ impl Interp<'_, '_, '_, '_> {
                     None | Some(Value::Nil) => None,
                     Some(v) => Some(self.str_arg(node, v)?),
                 };
-                Ok(Value::Str(self.expand_path(path, base)?))
+                Ok(Value::Str(self.expand_path(node, path, base)?))
             }
             "join" => {
                 let mut parts = Vec::new();
@@ -2137,7 +2207,7 @@ impl Interp<'_, '_, '_, '_> {
                 Ok(Some(text)) => text,
                 Ok(None) if ignore => continue,
                 Ok(None) => {
-                    let path = self.expand_path(&file, None)?;
+                    let path = self.expand_path(node, &file, None)?;
                     return Err(self.raise(
                         node,
                         "Errno::ENOENT",
@@ -2153,14 +2223,28 @@ impl Interp<'_, '_, '_, '_> {
                     host.run(command)
                 })
                 .map_err(|e| self.raise(node, e.class(), e.to_string()))?;
-            if name != "parse" {
-                for (key, value) in &parsed {
-                    if overwrite || self.env.get(self.host, key).is_none() {
-                        self.env.set(key, Some(value.clone()));
+            let result = if name == "parse" {
+                parsed
+            } else {
+                // `Dotenv.update` returns what it changed in ENV: added keys, then changed ones.
+                let mut added = Vec::new();
+                let mut changed = Vec::new();
+                for (key, value) in parsed {
+                    let before = self.env.get(self.host, &key);
+                    if before.is_none() || (overwrite && before.as_deref() != Some(value.as_str()))
+                    {
+                        self.env.set(&key, Some(value.clone()));
+                        if before.is_none() {
+                            added.push((key, value));
+                        } else {
+                            changed.push((key, value));
+                        }
                     }
                 }
-            }
-            for (key, value) in parsed {
+                added.extend(changed);
+                added
+            };
+            for (key, value) in result {
                 let k = Value::Str(key);
                 let v = Value::Str(value);
                 if let Some(slot) = merged.iter_mut().find(|(existing, _)| existing.equals(&k)) {
@@ -2171,6 +2255,26 @@ impl Interp<'_, '_, '_, '_> {
             }
         }
         Ok(Value::Hash(merged))
+    }
+}
+
+/// A parsed YAML node as a Ruby value.
+fn yaml_value(node: &crate::config::yaml::Node) -> Value {
+    use crate::config::yaml::Value as Y;
+    match &node.value {
+        Y::Null => Value::Nil,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Int(i) => Value::Int(*i),
+        Y::Float(f) => Value::Float(*f),
+        Y::Str(s) | Y::Date(s) => Value::Str(s.clone()),
+        Y::Symbol(s) => Value::Sym(s.clone()),
+        Y::Seq(items) => Value::Array(items.iter().map(yaml_value).collect()),
+        Y::Map(pairs) => Value::Hash(
+            pairs
+                .iter()
+                .map(|(k, v)| (Value::Str(k.name.clone()), yaml_value(v)))
+                .collect(),
+        ),
     }
 }
 

@@ -180,6 +180,8 @@ pub(super) struct Parser<'s, 'a> {
     tokens: Vec<Token>,
     pos: usize,
     scopes: Vec<HashSet<String>>,
+    /// A `&:name` argument seen in the argument list being parsed.
+    block_pass: Option<Box<Block>>,
 }
 
 fn describe(tok: &Tok) -> String {
@@ -211,6 +213,7 @@ impl<'s, 'a> Parser<'s, 'a> {
             tokens,
             pos: 0,
             scopes: vec![HashSet::new()],
+            block_pass: None,
         }
     }
 
@@ -490,8 +493,20 @@ impl<'s, 'a> Parser<'s, 'a> {
         let left = self.parse_oror()?;
         if self.is_op("..") || self.is_op("...") {
             let exclusive = self.is_op("...");
-            self.advance();
-            let right = self.parse_oror()?;
+            let op_end = self.advance().end;
+            let right = if matches!(
+                self.tok(),
+                Tok::Op("]" | ")") | Tok::Nl | Tok::Semi | Tok::InsertClose | Tok::Eof
+            ) {
+                // An endless range: `5..`.
+                Node {
+                    kind: NodeKind::Nil,
+                    start: op_end,
+                    end: op_end,
+                }
+            } else {
+                self.parse_oror()?
+            };
             return Ok(self.node(
                 NodeKind::Range(Box::new(left), Box::new(right), exclusive),
                 start,
@@ -739,16 +754,25 @@ impl<'s, 'a> Parser<'s, 'a> {
         &mut self,
         allow_command: bool,
     ) -> Result<(Vec<Node>, Option<Box<Block>>), ErbError> {
-        let mut args = Vec::new();
-        if self.is_op("(") && !self.token().space_before {
+        let outer_pass = self.block_pass.take();
+        let result = if self.is_op("(") && !self.token().space_before {
             self.advance();
-            args = self.parse_list(")")?;
+            let args = self.parse_list(")")?;
+            match self.block_pass.take() {
+                Some(block) => Ok((args, Some(block))),
+                None => Ok((args, self.parse_block(false)?)),
+            }
         } else if self.starts_command_arg() && (allow_command || !self.is_op("[")) {
-            args = self.parse_command_args()?;
-            return Ok((args, self.parse_block(true)?));
-        }
-        let block = self.parse_block(false)?;
-        Ok((args, block))
+            let args = self.parse_command_args()?;
+            match self.block_pass.take() {
+                Some(block) => Ok((args, Some(block))),
+                None => Ok((args, self.parse_block(true)?)),
+            }
+        } else {
+            Ok((Vec::new(), self.parse_block(false)?))
+        };
+        self.block_pass = outer_pass;
+        result
     }
 
     fn parse_command_args(&mut self) -> Result<Vec<Node>, ErbError> {
@@ -776,6 +800,37 @@ impl<'s, 'a> Parser<'s, 'a> {
         pairs: &mut Vec<(Node, Node)>,
     ) -> Result<(), ErbError> {
         let start = self.token().start;
+        if self.is_op("&")
+            && let Tok::Symbol(method) = self.tok_at(1).clone()
+        {
+            // `&:name` is the block `{ |x| x.name }`.
+            self.advance();
+            self.advance();
+            let end = self.prev_end();
+            let param = "\u{0}it".to_owned();
+            let recv = Node {
+                kind: NodeKind::Var(param.clone()),
+                start,
+                end,
+            };
+            let call = NodeKind::Call {
+                recv: Some(Box::new(recv)),
+                name: method,
+                args: Vec::new(),
+                block: None,
+                safe: false,
+            };
+            let body = vec![Node {
+                kind: call,
+                start,
+                end,
+            }];
+            self.block_pass = Some(Box::new(Block {
+                params: vec![param],
+                body,
+            }));
+            return Ok(());
+        }
         if let Tok::Label(name) = self.tok().clone() {
             self.advance();
             self.skip_nl();
@@ -890,6 +945,7 @@ impl<'s, 'a> Parser<'s, 'a> {
                         tokens,
                         pos: 0,
                         scopes: std::mem::take(&mut self.scopes),
+                        block_pass: None,
                     };
                     let body = inner.parse_stmts();
                     let trailing = if matches!(inner.tok(), Tok::Eof) {
