@@ -11,6 +11,8 @@ id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash -G docker deploy
 mkdir -p /etc/ssh/sshd_config.d
 cat >/etc/ssh/sshd_config.d/dhow-sandbox.conf <<'EOF'
 # Test hosts: key authentication only, many multiplexed channels and parallel connection starts.
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
