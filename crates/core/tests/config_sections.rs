@@ -471,7 +471,7 @@ fn destinations_merge_and_require() {
 fn extensions_anchors_and_unknown_keys() {
     let c = ok("x-hosts: &hosts [a, b]\nservers: *hosts\n");
     assert_eq!(c.all_hosts(), ["a", "b"]);
-    let e = load(&"servers: [a]\nservice_name: x\nproxy:\n  x-foo: 1\n".to_string()).unwrap_err();
+    let e = load("servers: [a]\nservice_name: x\nproxy:\n  x-foo: 1\n").unwrap_err();
     assert_eq!(e.errors[0].to_string(), "unknown key: service_name");
     assert_eq!(e.errors[0].hint.as_deref(), Some("did you mean `service`?"));
     assert_eq!(e.errors[1].to_string(), "proxy: unknown key: x-foo");
