@@ -11,6 +11,16 @@
     clippy::print_stdout,
     reason = "the test reports its count and mismatches"
 )]
+#![expect(
+    clippy::unwrap_used,
+    reason = "in this harness a world that cannot be built is a failure"
+)]
+#![expect(
+    clippy::too_many_lines,
+    clippy::case_sensitive_file_extension_comparisons,
+    clippy::single_match_else,
+    reason = "one linear test that walks every case; corpus file names are lower case"
+)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -405,12 +415,18 @@ fn conformance_with_kamal() {
             }
         }
     }
-    let stale: Vec<&String> = allowed.keys().filter(|name| !mismatches.iter().any(|(m, _)| m == *name)).collect();
+    let stale: Vec<&String> = allowed
+        .keys()
+        .filter(|name| !mismatches.iter().any(|(m, _)| m == *name))
+        .collect();
     for name in &stale {
         println!("  STALE deliberate difference (the case now matches): {name}");
     }
     assert!(!all.is_empty(), "no conformance cases found");
-    assert!(stale.is_empty(), "deliberate-differences.md lists cases that now match: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "deliberate-differences.md lists cases that now match: {stale:?}"
+    );
     assert!(
         unexpected.is_empty(),
         "{} unexpected mismatches: {}",
