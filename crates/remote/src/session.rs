@@ -407,7 +407,7 @@ impl SshSession {
         command: &RemoteCommand,
         on_output: &mut OutputSink<'_>,
     ) -> Result<ExitStatus, RemoteError> {
-        let mut channel = self
+        let channel = self
             .handle
             .channel_open_session()
             .await
@@ -416,36 +416,51 @@ impl SshSession {
             .exec(true, command.exec_text())
             .await
             .map_err(|error| self.channel_error(command, &error))?;
-        if let Some(stdin) = command.stdin() {
-            channel
-                .data(stdin)
-                .await
-                .map_err(|error| self.channel_error(command, &error))?;
-        }
-        channel
-            .eof()
-            .await
-            .map_err(|error| self.channel_error(command, &error))?;
-        let mut status = ExitStatus::Unknown;
-        while let Some(message) = channel.wait().await {
-            match message {
-                ChannelMsg::Data { data } => on_output(OutputStream::Stdout, &data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    on_output(OutputStream::Stderr, &data);
-                }
-                ChannelMsg::ExitStatus { exit_status } => status = ExitStatus::Code(exit_status),
-                ChannelMsg::ExitSignal { signal_name, .. } => {
-                    status = ExitStatus::Signal(signal_label(&signal_name));
-                }
-                ChannelMsg::Failure => {
-                    return Err(RemoteError::Channel {
-                        host: self.name.clone(),
-                        command: command.display().to_owned(),
-                        reason: "the server refused to run the command".to_owned(),
-                    });
-                }
-                _ => {}
+        let (mut reader, writer) = channel.split();
+        // Stdin is written while output is read: a command that echoes its input would
+        // otherwise fill the channel window in both directions and stall.
+        let send_stdin = async {
+            if let Some(stdin) = command.stdin() {
+                writer.data(stdin).await?;
             }
+            writer.eof().await
+        };
+        let receive = async {
+            let mut status = ExitStatus::Unknown;
+            let mut refused = false;
+            while let Some(message) = reader.wait().await {
+                match message {
+                    ChannelMsg::Data { data } => on_output(OutputStream::Stdout, &data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        on_output(OutputStream::Stderr, &data);
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        status = ExitStatus::Code(exit_status);
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        status = ExitStatus::Signal(signal_label(&signal_name));
+                    }
+                    ChannelMsg::Failure => {
+                        refused = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            (status, refused)
+        };
+        let (sent, (status, refused)) = tokio::join!(send_stdin, receive);
+        if refused {
+            return Err(RemoteError::Channel {
+                host: self.name.clone(),
+                command: command.display().to_owned(),
+                reason: "the server refused to run the command".to_owned(),
+            });
+        }
+        // A command may exit without reading all of its stdin; that is its business, and its
+        // exit status says how it went. Without a status, the write error explains the failure.
+        if let (Err(error), ExitStatus::Unknown) = (&sent, &status) {
+            return Err(self.channel_error(command, error));
         }
         if status == ExitStatus::Unknown && self.handle.is_closed() {
             return Err(RemoteError::Channel {

@@ -612,6 +612,18 @@ async fn large_stdin_reaches_the_command() {
         .unwrap();
     assert_eq!(output.stdout_text().trim(), "3000000");
     assert_eq!(server.commands()[0].stdin, payload);
+    // A command that echoes its input while it is still being sent.
+    let echoed = session
+        .run(&RemoteCommand::plain("cat").with_stdin(Secret::new(payload.clone())))
+        .await
+        .unwrap();
+    assert!(echoed.stdout == payload, "echoed stdin differs");
+    // A command that ignores its stdin still reports its own exit status.
+    let ignored = session
+        .capture(&RemoteCommand::plain("exit 5").with_stdin(Secret::new(payload.clone())))
+        .await
+        .unwrap();
+    assert_eq!(ignored.status, ExitStatus::Code(5));
 }
 
 #[cfg(unix)]
