@@ -138,6 +138,8 @@ pub(super) struct Lexer<'s, 'a> {
     chars: Vec<(char, usize)>,
     end_offset: usize,
     i: usize,
+    /// `#{...}` nesting, bounded so hostile input cannot exhaust the stack.
+    depth: usize,
 }
 
 /// The result of lexing one code piece.
@@ -159,6 +161,7 @@ impl<'s, 'a> Lexer<'s, 'a> {
             chars,
             end_offset,
             i: 0,
+            depth: 0,
         }
     }
 
@@ -549,7 +552,17 @@ impl<'s, 'a> Lexer<'s, 'a> {
                     parts.push(StrPart::Lit(std::mem::take(&mut lit)));
                 }
                 let mut tokens = Vec::new();
-                self.lex_into(&mut tokens, true)?;
+                if self.depth >= 32 {
+                    return Err(self.unsupported(
+                        at,
+                        at + 2,
+                        "interpolations nested 32 levels deep",
+                    ));
+                }
+                self.depth += 1;
+                let lexed = self.lex_into(&mut tokens, true);
+                self.depth -= 1;
+                lexed?;
                 parts.push(StrPart::Code(tokens, at, self.offset()));
             } else if c == '#' && matches!(self.peek(0), Some('@' | '$')) {
                 return Err(self.unsupported(at, self.offset(), "instance and global variables"));

@@ -25,7 +25,8 @@
 //!   file of the same load), `ENV.delete("X")`.
 //! * **Control flow:** local variables, `if`/`elsif`/`else`/`unless`/`end`, statement modifiers
 //!   (`x if cond`), the ternary `?:`, `&&`, `||`, `and`, `or`, `!`, `not`, `==`, `!=`, `<`, `>`,
-//!   `<=`, `>=`, `+`, `-`, `*`, `/`, `%`, `x ||= v`, blocks (`do |x| .. end`, `{ |x| .. }`) for
+//!   `<=`, `>=`, `+`, `-`, `*`, `/`, `%`, `x ||= v`, blocks (`do |x| .. end`, `{ |x| .. }`,
+//!   `&:name`) for
 //!   `each`, `each_with_index`, `map`, `select`, `reject`, `flat_map`, `find`, `any?`, `all?`;
 //!   `next`, `break`, `begin`/`rescue`/`else`/`ensure`/`end`, `rescue` modifiers, `raise`.
 //! * **Methods:** on strings: `strip`, `lstrip`, `rstrip`, `chomp`, `chop`, `upcase`,
@@ -43,12 +44,13 @@
 //!   `arm64`, like Kamal), `require` of `dotenv`, `json`, `yaml`, `erb`, `English`,
 //!   `Dotenv.load`/`load!`/`overload`/`overwrite`/`parse` (dotenv 3 rules, missing files
 //!   ignored by `load`), `File.read`, `File.exist?`/`file?`, `File.expand_path`, `File.join`,
-//!   `File.basename`, `File.dirname`, `Dir.pwd`, `__dir__` (`"."`, as in Kamal), `__FILE__`
+//!   `File.basename`, `File.dirname`, `Dir.pwd`, `YAML.load_file`/`YAML.load` (through the
+//!   config YAML reader), `JSON.generate`, `__dir__` (`"."`, as in Kamal), `__FILE__`
 //!   (`"(erb)"`), `RUBY_ENGINE` (`"ruby"`) and `RUBY_VERSION`/`RUBY_ENGINE_VERSION` (`"3.3.7"`,
 //!   the Ruby inside Kamal 2.11.0's standalone build; they appear in the `kamal init` template).
 //!
 //! Anything else — application classes (`Rails`, `HetznerDeployConfig`), `require_relative`,
-//! gems (`Gem::Specification`), `YAML.load_file`, regular expressions, heredocs, method and class
+//! gems (`Gem::Specification`), regular expressions, heredocs, method and class
 //! definitions, instance variables — fails with an [`ErbError`] that names the file, line, column
 //! and expression. `docs/erb.md` holds the same list for users.
 

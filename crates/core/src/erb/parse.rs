@@ -182,7 +182,12 @@ pub(super) struct Parser<'s, 'a> {
     scopes: Vec<HashSet<String>>,
     /// A `&:name` argument seen in the argument list being parsed.
     block_pass: Option<Box<Block>>,
+    /// Expression nesting, bounded so hostile input cannot exhaust the stack.
+    depth: usize,
 }
+
+/// The deepest expression nesting accepted.
+const MAX_DEPTH: usize = 32;
 
 fn describe(tok: &Tok) -> String {
     match tok {
@@ -214,6 +219,7 @@ impl<'s, 'a> Parser<'s, 'a> {
             pos: 0,
             scopes: vec![HashSet::new()],
             block_pass: None,
+            depth: 0,
         }
     }
 
@@ -614,6 +620,23 @@ impl<'s, 'a> Parser<'s, 'a> {
     }
 
     fn parse_unary(&mut self) -> Result<Node, ErbError> {
+        if self.depth >= MAX_DEPTH {
+            let t = self.token();
+            return Err(self.source.error(
+                ErrorKind::Unsupported,
+                t.start,
+                t.end,
+                format!("expressions nested more than {MAX_DEPTH} levels deep"),
+                None,
+            ));
+        }
+        self.depth += 1;
+        let result = self.parse_unary_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn parse_unary_inner(&mut self) -> Result<Node, ErbError> {
         let start = self.token().start;
         if self.is_op("!") {
             self.advance();
@@ -946,6 +969,7 @@ impl<'s, 'a> Parser<'s, 'a> {
                         pos: 0,
                         scopes: std::mem::take(&mut self.scopes),
                         block_pass: None,
+                        depth: self.depth,
                     };
                     let body = inner.parse_stmts();
                     let trailing = if matches!(inner.tok(), Tok::Eof) {
