@@ -77,3 +77,50 @@ pub fn process_env() -> BTreeMap<String, String> {
         .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captures_stdout_and_passes_stdin_env_and_stderr_modes() {
+        let mut cat = Invocation::new("cat", Vec::<String>::new());
+        cat.stdin = Stdin::Data(Secret::new("from stdin".to_owned()));
+        let output = LocalRunner.run(&cat).unwrap();
+        assert!(output.success());
+        assert_eq!(output.stdout.expose(), "from stdin");
+
+        let script = Invocation::shell("printf '%s' \"$BW_SESSION\"; echo oops >&2; exit 3")
+            .with_env("BW_SESSION", Secret::new("sess".to_owned()))
+            .stderr(Stderr::Capture);
+        let output = LocalRunner.run(&script).unwrap();
+        assert_eq!(output.code, Some(3));
+        assert_eq!(output.stdout.expose(), "sess");
+        assert_eq!(output.stderr, "oops\n");
+
+        let quiet = Invocation::shell("echo hidden >&2").stderr(Stderr::Discard);
+        assert_eq!(LocalRunner.run(&quiet).unwrap().stderr, "");
+    }
+
+    #[test]
+    fn reports_missing_programs_and_non_utf8_output() {
+        let missing = Invocation::new("dhow-no-such-program", ["--version"]);
+        assert_eq!(
+            LocalRunner.run(&missing).unwrap_err(),
+            RunError::NotFound {
+                program: "dhow-no-such-program".to_owned()
+            }
+        );
+        let binary = Invocation::shell("printf '\\377'");
+        assert!(matches!(
+            LocalRunner.run(&binary),
+            Err(RunError::Failed { .. })
+        ));
+    }
+
+    #[test]
+    fn reads_the_process_environment() {
+        let env = process_env();
+        assert!(env.contains_key("PATH"));
+    }
+}
