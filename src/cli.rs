@@ -24,6 +24,10 @@ pub struct Cli {
 
 /// Options every command accepts, with Kamal's names and short flags.
 #[derive(Debug, Clone, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "Kamal's global flags are independent switches"
+)]
 pub struct GlobalArgs {
     /// Path to the config file.
     #[arg(
@@ -105,7 +109,7 @@ pub enum Command {
 pub enum SecretsCommand {
     /// Fetch secrets from a vault through its CLI and print them as JSON.
     Fetch {
-        /// The adapter: 1password, bitwarden, bitwarden-sm, aws_secrets_manager, gcp, doppler,
+        /// The adapter: 1password, bitwarden, bitwarden-sm, `aws_secrets_manager`, gcp, doppler,
         /// lastpass, enpass, passbolt.
         #[arg(short = 'a', long)]
         adapter: String,

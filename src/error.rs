@@ -33,6 +33,13 @@ pub enum Error {
     #[error(transparent)]
     Secrets(#[from] dhow_core::secrets::SecretsError),
 
+    /// Every problem found in the configuration; rendered with positions and snippets.
+    #[error("{}", .0.render())]
+    Config(Box<dhow_core::config::ConfigErrors>),
+
+    #[error("Can't use commit hash as version, no git repository found in {}", dir.display())]
+    NoVersion { dir: PathBuf },
+
     #[error("could not write {}", path.display())]
     WriteFile {
         path: PathBuf,
@@ -45,6 +52,7 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Usage { .. } => ExitCode::Usage,
+            Error::Config(_) | Error::NoVersion { .. } => ExitCode::Config,
             Error::ReadFile { .. } | Error::WriteFile { .. } => ExitCode::Failure,
             Error::Secrets(_) => ExitCode::Secrets,
         }
@@ -53,18 +61,27 @@ impl Error {
     /// A suggestion for what to do next, when there is one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::Usage { .. } | Error::WriteFile { .. } => None,
+            Error::NoVersion { .. } => Some(
+                "set VERSION, pass --version VERSION, or run inside a git repository".to_owned(),
+            ),
             Error::ReadFile { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Some("run `dhow init` to create a configuration, or pass -c PATH".to_owned())
             }
-            Error::ReadFile { .. } => None,
             Error::Secrets(error) => error.hint(),
+            Error::Usage { .. }
+            | Error::WriteFile { .. }
+            | Error::Config(_)
+            | Error::ReadFile { .. } => None,
         }
     }
 
     /// `error: …`, then one `caused by: …` per source in the chain, then `hint: …`.
     pub fn render(&self) -> String {
-        render_chain(self, self.hint().as_deref())
+        match self {
+            // Configuration errors carry their own `error:` lines, snippets and hints.
+            Error::Config(errors) => errors.render(),
+            _ => render_chain(self, self.hint().as_deref()),
+        }
     }
 }
 

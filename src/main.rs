@@ -3,8 +3,10 @@
 mod cli;
 mod commands;
 mod error;
+mod facts;
 mod local;
 mod printer;
+mod settings;
 
 use clap::{CommandFactory, Parser};
 
@@ -48,9 +50,11 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Init => commands::init::run(std::path::Path::new("."), printer),
         Command::Help { command } => help(&command, printer),
         Command::Secrets(command) => commands::secrets::run(command, &cli.global, printer),
-        Command::Config | Command::Docs { .. } => Err(Error::Usage {
-            message: "this command is not available in this build".to_owned(),
-        }),
+        Command::Config => {
+            let env = settings::environment();
+            commands::config::run(&cli.global, &env, std::path::Path::new("."), printer)
+        }
+        Command::Docs { section } => commands::docs::run(section.as_deref(), printer),
     }
 }
 
@@ -59,7 +63,9 @@ fn help(path: &[String], printer: Printer) -> Result<(), Error> {
     let mut command = Cli::command();
     for name in path {
         let Some(sub) = command.find_subcommand(name).cloned() else {
-            return Err(Error::Usage { message: format!("no such command: {}", path.join(" ")) });
+            return Err(Error::Usage {
+                message: format!("no such command: {}", path.join(" ")),
+            });
         };
         command = sub;
     }

@@ -23,11 +23,11 @@ impl Printer {
         Self { verbosity }
     }
 
-    pub fn verbosity(self) -> Verbosity {
-        self.verbosity
-    }
-
     /// Data for stdout, printed whatever the verbosity (it is what the user asked for).
+    #[expect(
+        clippy::unused_self,
+        reason = "all output goes through the printer handle"
+    )]
     pub fn data(self, text: &str) {
         let mut out = io::stdout().lock();
         // A closed pipe (`dhow config | head`) is not an error worth reporting.
@@ -45,19 +45,11 @@ impl Printer {
         }
     }
 
-    /// A detail shown only with `--verbose`.
-    pub fn debug(self, text: &str) {
-        if self.verbosity == Verbosity::Verbose {
-            Self::to_stderr(text);
-        }
-    }
-
-    /// A warning on stderr, shown even with `--quiet`.
-    pub fn warn(self, text: &str) {
-        Self::to_stderr(&format!("warning: {text}"));
-    }
-
     /// An already rendered error report on stderr.
+    #[expect(
+        clippy::unused_self,
+        reason = "all output goes through the printer handle"
+    )]
     pub fn error(self, rendered: &str) {
         Self::to_stderr(rendered);
     }

@@ -268,6 +268,16 @@ fn load_file(
     }
 }
 
+/// The node with its span moved to the key that holds it (so "is required" and "not set"
+/// errors point at `registry:` rather than at the first key inside it).
+fn at_key(node: &Node, parent: &Node, key: &str) -> Node {
+    let mut node = node.clone();
+    if let Some(k) = parent.get_key(key) {
+        node.span = k.span.clone();
+    }
+    node
+}
+
 fn string_at(node: &Node, key: &str) -> Option<String> {
     node.get(key)
         .filter(|n| !n.is_null())
@@ -326,7 +336,7 @@ fn build(raw: Node, input: &LoadInput<'_>, errors: &mut Vec<ConfigError>) -> Con
     if registry_node.as_map().is_some() {
         validate::registry(
             errors,
-            &registry_node,
+            &at_key(&registry_node, &raw, "registry"),
             example_at("registry", &["registry"]),
             "registry",
         );
@@ -388,7 +398,11 @@ fn build(raw: Node, input: &LoadInput<'_>, errors: &mut Vec<ConfigError>) -> Con
         .filter(|n| !n.is_null())
         .cloned()
         .unwrap_or_else(empty_map);
-    validate::builder(errors, &builder_node, example_at("builder", &["builder"]));
+    validate::builder(
+        errors,
+        &at_key(&builder_node, &raw, "builder"),
+        example_at("builder", &["builder"]),
+    );
     let builder = build_builder(&builder_node);
 
     // Root env.
@@ -479,7 +493,21 @@ fn build(raw: Node, input: &LoadInput<'_>, errors: &mut Vec<ConfigError>) -> Con
     for role in &mut roles {
         if let Some(p) = role.proxy.take() {
             let merged = proxy.raw.deep_merge(&p.raw);
-            validate::proxy(errors, &merged, example_at("proxy", &["proxy"]), "proxy");
+            let mut merged_errors = Vec::new();
+            validate::proxy(
+                &mut merged_errors,
+                &merged,
+                example_at("proxy", &["proxy"]),
+                "proxy",
+            );
+            for e in merged_errors {
+                if !errors
+                    .iter()
+                    .any(|x| x.message == e.message && x.span == e.span)
+                {
+                    errors.push(e);
+                }
+            }
             role.proxy = Some(Proxy {
                 raw: merged,
                 role: Some(role.name.clone()),
@@ -816,7 +844,7 @@ fn build_accessory(
         if r.as_map().is_some() {
             validate::registry(
                 errors,
-                r,
+                &at_key(r, &cfg, "registry"),
                 example_at("registry", &["registry"]),
                 &format!("{context}/registry"),
             );

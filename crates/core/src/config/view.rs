@@ -329,7 +329,10 @@ fn key_text(name: &str) -> String {
     if symbol_ok {
         return name.to_string();
     }
-    if plain_ok(name) && resolve_scalar(name, true, None) == Value::Str(name.to_string()) {
+    if name != "<<"
+        && plain_ok(name)
+        && resolve_scalar(name, true, None) == Value::Str(name.to_string())
+    {
         name.to_string()
     } else {
         quote(name)

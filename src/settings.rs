@@ -1,0 +1,174 @@
+//! Settings: the only module of the binary that reads the configuration files from disk and the
+//! process environment. It turns the global options into the core's `LoadInput`, renders ERB
+//! through a host that may run local commands and read files, and decides the app version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use dhow_core::config::{self, Config, SourceFile};
+use dhow_core::erb::ErbHost;
+
+use crate::cli::GlobalArgs;
+use crate::error::Error;
+use crate::facts;
+
+/// The Kamal version dhow is compatible with, compared against `minimum_version`.
+pub const KAMAL_COMPATIBLE_VERSION: &str = "2.11.0";
+
+/// A snapshot of the process environment.
+pub fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
+/// The loaded configuration.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+}
+
+/// Reads a file that may be missing.
+fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// The architecture of this machine in Docker's words (`amd64`, `arm64`).
+pub fn local_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Loads `-c` (and the `-d` overlay) with the environment `env`, working in `dir`.
+pub fn load_config(
+    global: &GlobalArgs,
+    env: &BTreeMap<String, String>,
+    dir: &Path,
+) -> Result<Loaded, Error> {
+    let base_name = global.config_file.to_string_lossy().into_owned();
+    let base_text = read_optional(&dir.join(&global.config_file))?;
+    let destination = global.destination.as_deref();
+    let overlay = destination.map(|destination| {
+        let name = config::destination_file_name(&base_name, destination);
+        (destination, name)
+    });
+    let overlay_text = match &overlay {
+        Some((_, name)) => read_optional(&dir.join(name))?,
+        None => None,
+    };
+
+    // ERB sees absolute paths (`Dir.pwd`, `File.expand_path`), as Ruby does.
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let host = LocalHost {
+        env,
+        dir: &absolute,
+    };
+    let renderer = config::ErbTemplates::new(&host);
+    let input = config::LoadInput {
+        base: SourceFile {
+            name: &base_name,
+            text: base_text.as_deref(),
+        },
+        destination: overlay.as_ref().map(|(destination, name)| {
+            (
+                *destination,
+                SourceFile {
+                    name,
+                    text: overlay_text.as_deref(),
+                },
+            )
+        }),
+        env,
+        running_version: KAMAL_COMPATIBLE_VERSION,
+        local_arch: Some(local_arch()),
+        renderer: &renderer,
+    };
+    match config::load(&input) {
+        Ok(config) => Ok(Loaded { config }),
+        Err(errors) => Err(Error::Config(Box::new(errors))),
+    }
+}
+
+/// The app version: `--version`, else `VERSION`, else the git SHA (with Kamal's
+/// `_uncommitted_<hex>` suffix when the build uses the working tree and it has changes).
+pub fn version(
+    global: &GlobalArgs,
+    env: &BTreeMap<String, String>,
+    config: &Config,
+    dir: &Path,
+) -> Result<String, Error> {
+    if let Some(version) = global.app_version.as_deref().filter(|v| !v.is_empty()) {
+        return Ok(version.to_owned());
+    }
+    if let Some(version) = env.get("VERSION").filter(|v| !v.is_empty()) {
+        return Ok(version.clone());
+    }
+    if !facts::git_used(dir) {
+        return Err(Error::NoVersion {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let revision = facts::git_revision(dir).ok_or_else(|| Error::NoVersion {
+        dir: dir.to_path_buf(),
+    })?;
+    if config.builder.context.is_some() && facts::git_uncommitted_changes(dir) {
+        return Ok(format!("{revision}_uncommitted_{}", facts::random_hex(8)));
+    }
+    Ok(revision)
+}
+
+/// The real machine as ERB sees it: `sh -c` for commands (with the environment snapshot), files
+/// relative to the working directory.
+struct LocalHost<'a> {
+    env: &'a BTreeMap<String, String>,
+    dir: &'a Path,
+}
+
+impl ErbHost for LocalHost<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+
+    fn env_vars(&self) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    fn run(&self, command: &str) -> Result<String, String> {
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(self.dir)
+            .env_clear()
+            .envs(self.env)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|error| format!("could not run `{command}`: {error}"))?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn read_file(&self, path: &str) -> Result<Option<String>, String> {
+        let full = self.dir.join(path);
+        if full.is_dir() {
+            return Ok(None);
+        }
+        read_optional(&full).map_err(|error| error.render())
+    }
+
+    fn current_dir(&self) -> String {
+        self.dir.to_string_lossy().into_owned()
+    }
+}
