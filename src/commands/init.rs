@@ -12,15 +12,42 @@ const SECRETS_TEMPLATE: &str = include_str!("../templates/secrets");
 
 /// The sample hooks, by file name. Every hook dhow runs has one.
 const SAMPLE_HOOKS: [(&str, &str); 9] = [
-    ("docker-setup.sample", include_str!("../templates/hooks/docker-setup.sample")),
-    ("post-app-boot.sample", include_str!("../templates/hooks/post-app-boot.sample")),
-    ("post-deploy.sample", include_str!("../templates/hooks/post-deploy.sample")),
-    ("post-proxy-reboot.sample", include_str!("../templates/hooks/post-proxy-reboot.sample")),
-    ("pre-app-boot.sample", include_str!("../templates/hooks/pre-app-boot.sample")),
-    ("pre-build.sample", include_str!("../templates/hooks/pre-build.sample")),
-    ("pre-connect.sample", include_str!("../templates/hooks/pre-connect.sample")),
-    ("pre-deploy.sample", include_str!("../templates/hooks/pre-deploy.sample")),
-    ("pre-proxy-reboot.sample", include_str!("../templates/hooks/pre-proxy-reboot.sample")),
+    (
+        "docker-setup.sample",
+        include_str!("../templates/hooks/docker-setup.sample"),
+    ),
+    (
+        "post-app-boot.sample",
+        include_str!("../templates/hooks/post-app-boot.sample"),
+    ),
+    (
+        "post-deploy.sample",
+        include_str!("../templates/hooks/post-deploy.sample"),
+    ),
+    (
+        "post-proxy-reboot.sample",
+        include_str!("../templates/hooks/post-proxy-reboot.sample"),
+    ),
+    (
+        "pre-app-boot.sample",
+        include_str!("../templates/hooks/pre-app-boot.sample"),
+    ),
+    (
+        "pre-build.sample",
+        include_str!("../templates/hooks/pre-build.sample"),
+    ),
+    (
+        "pre-connect.sample",
+        include_str!("../templates/hooks/pre-connect.sample"),
+    ),
+    (
+        "pre-deploy.sample",
+        include_str!("../templates/hooks/pre-deploy.sample"),
+    ),
+    (
+        "pre-proxy-reboot.sample",
+        include_str!("../templates/hooks/pre-proxy-reboot.sample"),
+    ),
 ];
 
 /// Creates the files under `root` (the current directory when run from the CLI).
@@ -52,7 +79,10 @@ pub fn run(root: &Path, printer: Printer) -> Result<(), Error> {
 }
 
 fn write(path: &Path, contents: &str, mode: Option<u32>) -> Result<(), Error> {
-    let fail = |source| Error::WriteFile { path: path.to_path_buf(), source };
+    let fail = |source| Error::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(fail)?;
     }
