@@ -213,7 +213,7 @@ pub struct SshSession {
     learned: Option<LearnedHostKey>,
     // Kept alive for as long as the session: the jump connection or the proxy command.
     jump: Option<Arc<SshSession>>,
-    proxy_child: Mutex<Option<Child>>,
+    proxy: Mutex<Option<ProxyProcess>>,
 }
 
 impl fmt::Debug for SshSession {
@@ -303,7 +303,7 @@ impl SshSession {
         verifier: Arc<HostKeyVerifier>,
         ip: Option<IpAddr>,
         stream: S,
-        mut proxy_child: Option<Child>,
+        mut proxy: Option<ProxyProcess>,
     ) -> Result<Self, ConnectError>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -331,9 +331,9 @@ impl SshSession {
                 if let Some(Err(host_key_error)) = recorded {
                     return Err(host_key_error.into());
                 }
-                let mut reason = error.to_string();
-                if let Some(child) = proxy_child.as_mut() {
-                    reason = proxy_failure_reason(child, reason).await;
+                let reason = error.to_string();
+                if let Some(process) = proxy.as_mut() {
+                    let reason = process.failure_reason(&reason).await;
                     return Err(ConnectError::ProxyCommand { host, port, reason });
                 }
                 return Err(ConnectError::Handshake { host, port, reason });
@@ -352,7 +352,7 @@ impl SshSession {
             handle,
             learned,
             jump: None,
-            proxy_child: Mutex::new(proxy_child),
+            proxy: Mutex::new(proxy),
         })
     }
 
@@ -383,14 +383,13 @@ impl SshSession {
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;
-        let child = self
-            .proxy_child
+        let process = self
+            .proxy
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(mut child) = child {
-            // The command may already have exited with the connection.
-            let _ = child.start_kill();
+        if let Some(mut process) = process {
+            process.kill();
         }
     }
 
@@ -662,10 +661,20 @@ pub fn expand_proxy_command(command: &str, target: &Target) -> String {
 
 type ProxyStream = tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>;
 
+/// A running proxy command. Its stderr is drained in the background (so a chatty command
+/// never blocks on a full pipe) and the end of it is kept for error messages.
+struct ProxyProcess {
+    child: Child,
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
+    drain: tokio::task::JoinHandle<()>,
+}
+
+const PROXY_STDERR_KEEP: usize = 4096;
+
 fn spawn_proxy_command(
     command: &str,
     target: &Target,
-) -> Result<(ProxyStream, Child), ConnectError> {
+) -> Result<(ProxyStream, ProxyProcess), ConnectError> {
     let expanded = expand_proxy_command(command, target);
     let failed = |reason: String| ConnectError::ProxyCommand {
         host: target.host.clone(),
@@ -689,29 +698,61 @@ fn spawn_proxy_command(
         .stdin
         .take()
         .ok_or_else(|| failed("no stdin".to_owned()))?;
-    Ok((tokio::io::join(stdout, stdin), child))
+    let stderr = child.stderr.take();
+    let stderr_tail = Arc::new(Mutex::new(Vec::new()));
+    let tail = Arc::clone(&stderr_tail);
+    let drain = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let Some(mut stderr) = stderr else { return };
+        let mut buffer = [0u8; 4096];
+        while let Ok(read) = stderr.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            let mut kept = tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            kept.extend_from_slice(&buffer[..read]);
+            let excess = kept.len().saturating_sub(PROXY_STDERR_KEEP);
+            kept.drain(..excess);
+        }
+    });
+    Ok((
+        tokio::io::join(stdout, stdin),
+        ProxyProcess {
+            child,
+            stderr_tail,
+            drain,
+        },
+    ))
 }
 
-async fn proxy_failure_reason(child: &mut Child, ssh_reason: String) -> String {
-    use tokio::io::AsyncReadExt as _;
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let mut buffer = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(2), pipe.read_to_end(&mut buffer));
-        if read.await.is_ok() {
-            crate::transport::tail(&buffer, 1024)
-                .trim_end()
-                .clone_into(&mut stderr);
+impl ProxyProcess {
+    async fn failure_reason(&mut self, ssh_reason: &str) -> String {
+        let status = match tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await {
+            Ok(Ok(status)) => format!("the command exited with {status}"),
+            _ => "the command did not exit".to_owned(),
+        };
+        // Once the command is gone its stderr reaches end-of-file shortly.
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.drain).await;
+        let kept = self
+            .stderr_tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let stderr = crate::transport::tail(&kept, 1024);
+        let stderr = stderr.trim_end();
+        if stderr.is_empty() {
+            format!("{ssh_reason}; {status}")
+        } else {
+            format!("{ssh_reason}; {status}: {stderr}")
         }
     }
-    let status = match tokio::time::timeout(Duration::from_secs(2), child.wait()).await {
-        Ok(Ok(status)) => format!("the command exited with {status}"),
-        _ => "the command did not exit".to_owned(),
-    };
-    if stderr.is_empty() {
-        format!("{ssh_reason}; {status}")
-    } else {
-        format!("{ssh_reason}; {status}: {stderr}")
+
+    fn kill(&mut self) {
+        // The command may already have exited with the connection.
+        let _ = self.child.start_kill();
+        self.drain.abort();
     }
 }
 

@@ -365,6 +365,51 @@ async fn jump_host_forwards_to_the_target() {
 }
 
 #[tokio::test]
+async fn one_jump_connection_serves_every_host_behind_it() {
+    let fx = Fixture::new();
+    let targets = [
+        fx.server("web1").await,
+        fx.server("web2").await,
+        fx.server("web3").await,
+    ];
+    let bastion = fx.server_with("bastion", true).await;
+    let mut options = fx.options();
+    options.proxy = Some(Proxy::Jump(
+        JumpHost::parse(&format!("127.0.0.1:{}", bastion.port())).unwrap(),
+    ));
+    let mut all: Vec<&SshServer> = targets.iter().collect();
+    all.push(&bastion);
+    // One handshake at a time: the jump connection must not hold a start while targets wait.
+    let pool = Pool::new(
+        options,
+        HostKeyPolicy::KnownHosts(known(&all)),
+        PoolLimits {
+            max_concurrent_starts: 1,
+            max_parallel_hosts: 0,
+        },
+    );
+    let hosts: Vec<String> = targets.iter().map(host).collect();
+    let results = pool
+        .run_on_hosts(&hosts, &CancellationToken::new(), |session| async move {
+            Ok(session
+                .run(&RemoteCommand::plain("echo ok"))
+                .await?
+                .stdout_text())
+        })
+        .await
+        .into_result()
+        .unwrap();
+    assert!(results.iter().all(|(_, text)| text == "ok\n"));
+    assert_eq!(bastion.logins().len(), 1, "the jump connection is shared");
+    let mut forwards = bastion.forwards();
+    forwards.sort();
+    let mut expected = hosts.clone();
+    expected.sort();
+    assert_eq!(forwards, expected);
+    pool.close().await;
+}
+
+#[tokio::test]
 async fn jump_host_errors_name_the_jump_host() {
     let fx = Fixture::new();
     let target = fx.server("web1").await;
@@ -397,8 +442,11 @@ async fn proxy_command_carries_the_connection() {
     let fx = Fixture::new();
     let server = fx.server("web1").await;
     let mut options = fx.options();
+    // The command first writes more to stderr than a pipe holds: it must not block on it.
     options.proxy = Some(Proxy::Command(
-        "exec bash -c 'exec 3<>/dev/tcp/%h/%p; cat <&3 & exec cat >&3'".into(),
+        "head -c 300000 /dev/zero | tr '\\0' x >&2; \
+         exec bash -c 'exec 3<>/dev/tcp/%h/%p; cat <&3 & exec cat >&3'"
+            .into(),
     ));
     let pool = new_pool(options, HostKeyPolicy::KnownHosts(known(&[&server])));
     let output = pool
