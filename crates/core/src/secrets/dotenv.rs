@@ -35,6 +35,9 @@ pub(crate) trait CommandSubstitution {
 /// Where `$NAME` looks after the file's own earlier lines.
 pub(crate) trait VariableSource {
     fn variable(&self, name: &str) -> Option<String>;
+
+    /// The process environment alone (dotenv reads `DOTENV_LINEBREAK_MODE` from `ENV`).
+    fn environment(&self, name: &str) -> Option<String>;
 }
 
 /// One `KEY=value` assignment, in file order.
@@ -185,7 +188,7 @@ impl Parser<'_> {
         let mode = self
             .get("DOTENV_LINEBREAK_MODE")
             .map(|v| v.expose().clone())
-            .or_else(|| self.vars.variable("DOTENV_LINEBREAK_MODE"));
+            .or_else(|| self.vars.environment("DOTENV_LINEBREAK_MODE"));
         if mode.as_deref() == Some("legacy") {
             value.replace("\\n", "\n").replace("\\r", "\r")
         } else {

@@ -224,6 +224,10 @@ struct Fallback<'a> {
 }
 
 impl dotenv::VariableSource for Fallback<'_> {
+    fn environment(&self, name: &str) -> Option<String> {
+        self.env.get_var(name).map(str::to_owned)
+    }
+
     fn variable(&self, name: &str) -> Option<String> {
         self.env.get_var(name).map(str::to_owned).or_else(|| {
             self.earlier
