@@ -264,6 +264,58 @@ fn exception_ancestors(class: &str) -> &'static [&'static str] {
     }
 }
 
+/// String and collection methods `nil` does not have (calling them on nil is a `NoMethodError`).
+const NIL_LACKS: [&str; 48] = [
+    "strip",
+    "lstrip",
+    "rstrip",
+    "chomp",
+    "chop",
+    "upcase",
+    "downcase",
+    "capitalize",
+    "swapcase",
+    "empty?",
+    "length",
+    "size",
+    "start_with?",
+    "end_with?",
+    "include?",
+    "tr",
+    "delete",
+    "sub",
+    "gsub",
+    "split",
+    "lines",
+    "chars",
+    "reverse",
+    "each",
+    "map",
+    "join",
+    "first",
+    "last",
+    "keys",
+    "values",
+    "fetch",
+    "[]",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    "to_sym",
+    "squish",
+    "each_with_index",
+    "select",
+    "compact",
+    "dig",
+    "count",
+];
+
 const KNOWN_CONSTANTS: [&str; 34] = [
     "Kamal",
     "Kamal::Utils",
@@ -338,30 +390,29 @@ impl Interp<'_, '_, '_, '_> {
             .into()
     }
 
+    /// A method the receiver lacks. Calling a String or collection method on `nil` (an unset
+    /// `ENV[...]`) is Ruby's `NoMethodError`; anything else is outside dhow's subset, because the
+    /// method may well exist in Ruby.
     fn no_method(&self, node: &Node, recv: &Value, name: &str) -> Flow {
-        match recv {
-            Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Sym(_) => self
-                .raise_hint(
-                    node,
-                    "NoMethodError",
-                    format!("undefined method `{name}' for {}", recv.describe()),
-                    match recv {
-                        Value::Nil => Some(
-                            "the value is nil, usually an unset ENV variable: set it, or use \
-                             ENV.fetch(\"NAME\", \"default\")"
-                                .to_owned(),
-                        ),
-                        _ => None,
-                    },
-                ),
-            _ => self.unsupported(
+        if *recv == Value::Nil && NIL_LACKS.contains(&name) {
+            return self.raise_hint(
                 node,
-                format!(
-                    "`{}#{name}` is not a method dhow's ERB supports",
-                    recv.class_name()
+                "NoMethodError",
+                format!("undefined method `{name}' for nil"),
+                Some(
+                    "the value is nil, usually an unset ENV variable: set it, or use \
+                     ENV.fetch(\"NAME\", \"default\")"
+                        .to_owned(),
                 ),
-            ),
+            );
         }
+        self.unsupported(
+            node,
+            format!(
+                "`{}#{name}` is not a method dhow's ERB supports",
+                recv.class_name()
+            ),
+        )
     }
 
     fn type_error(&self, node: &Node, message: impl Into<String>) -> Flow {

@@ -541,8 +541,40 @@ impl<'s, 'a> Lexer<'s, 'a> {
                     'v' => lit.push('\u{b}'),
                     '\n' => {}
                     'u' => lit.push(self.unicode_escape(at)?),
-                    'x' | 'c' | 'C' | 'M' | '1'..='7' => {
-                        return Err(self.unsupported(at, self.offset(), "this string escape"));
+                    'x' | '1'..='7' => {
+                        // `\xHH` (one or two hex digits) and `\NNN` (octal) below 0x80.
+                        let (radix, max) = if n == 'x' { (16, 2) } else { (8, 3) };
+                        let mut digits = if n == 'x' {
+                            String::new()
+                        } else {
+                            n.to_string()
+                        };
+                        while digits.len() < max
+                            && let Some(d) = self.peek(0).filter(|d| d.is_digit(radix))
+                        {
+                            digits.push(d);
+                            self.i += 1;
+                        }
+                        match u32::from_str_radix(&digits, radix)
+                            .ok()
+                            .filter(|v| *v < 0x80)
+                        {
+                            Some(v) => lit.push(char::from_u32(v).unwrap_or('\0')),
+                            None => {
+                                return Err(self.unsupported(
+                                    at,
+                                    self.offset(),
+                                    "byte escapes above 0x7F (they make invalid UTF-8)",
+                                ));
+                            }
+                        }
+                    }
+                    'c' | 'C' | 'M' => {
+                        return Err(self.unsupported(
+                            at,
+                            self.offset(),
+                            "control and meta escapes",
+                        ));
                     }
                     other => lit.push(other),
                 }

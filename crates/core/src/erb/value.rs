@@ -55,18 +55,6 @@ impl Value {
         }
     }
 
-    /// How Ruby names the receiver in a `NoMethodError` (Ruby 3.3: "for nil", "for an instance
-    /// of String").
-    pub(super) fn describe(&self) -> String {
-        match self {
-            Value::Nil => "nil".into(),
-            Value::Bool(b) => b.to_string(),
-            Value::Main => "main:Object".into(),
-            Value::Const(name) => format!("module {name}"),
-            other => format!("an instance of {}", other.class_name()),
-        }
-    }
-
     /// `to_s`.
     pub(super) fn to_s(&self) -> String {
         match self {
@@ -187,7 +175,8 @@ impl Value {
     }
 }
 
-/// Ruby's `Float#to_s`.
+/// Ruby's `Float#to_s` (`flo_to_s`): the shortest round-trip digits, fixed notation for
+/// `1e-4 <= |f| < 1e16` (when no zero padding past 15 digits is needed), else `d.ddde+XX`.
 pub(super) fn float_to_s(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
@@ -199,20 +188,40 @@ pub(super) fn float_to_s(f: f64) -> String {
             "-Infinity".into()
         };
     }
-    let abs = f.abs();
-    if abs == 0.0 || (1e-4..1e16).contains(&abs) {
-        let s = format!("{f}");
-        if s.contains('.') { s } else { format!("{s}.0") }
-    } else {
-        let s = format!("{f:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let mantissa = if mantissa.contains('.') {
-            mantissa.to_owned()
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0.0".into()
         } else {
-            format!("{mantissa}.0")
+            "0.0".into()
         };
-        let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
-        format!("{mantissa}e{sign}{digits:0>2}")
+    }
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let digs = i64::try_from(digits.len()).unwrap_or(i64::MAX);
+    let decpt = exp.parse::<i64>().unwrap_or(0) + 1;
+    let sign = if f < 0.0 { "-" } else { "" };
+    let fixed = if decpt > 0 {
+        decpt <= 16 && (decpt < digs || decpt <= 15)
+    } else {
+        decpt > -4
+    };
+    if fixed {
+        if decpt >= digs {
+            let zeros = usize::try_from(decpt - digs).unwrap_or(0);
+            format!("{sign}{digits}{}.0", "0".repeat(zeros))
+        } else if decpt > 0 {
+            let point = usize::try_from(decpt).unwrap_or(0);
+            format!("{sign}{}.{}", &digits[..point], &digits[point..])
+        } else {
+            let zeros = usize::try_from(-decpt).unwrap_or(0);
+            format!("{sign}0.{}{digits}", "0".repeat(zeros))
+        }
+    } else {
+        let rest = if digits.len() > 1 { &digits[1..] } else { "0" };
+        let e = decpt - 1;
+        let esign = if e < 0 { "-" } else { "+" };
+        format!("{sign}{}.{rest}e{esign}{:02}", &digits[..1], e.abs())
     }
 }
 
@@ -233,9 +242,8 @@ pub(super) fn inspect_str(s: &str) -> String {
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
             '#' if matches!(chars.peek(), Some('{' | '$' | '@')) => out.push_str("\\#"),
-            '\u{7f}' => out.push_str("\\x7F"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),
         }
