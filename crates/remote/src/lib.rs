@@ -31,6 +31,7 @@ pub mod host_key;
 pub mod known_hosts;
 pub mod pool;
 pub mod session;
+pub mod settings;
 pub mod transport;
 
 pub use error::{CommandFailed, ConnectError, HostFailure, HostsFailed, RemoteError};
@@ -42,5 +43,6 @@ pub use host_key::{
 pub use known_hosts::{HostKey, KnownHosts};
 pub use pool::{Pool, PoolLimits};
 pub use session::{JumpHost, Proxy, SshOptions, SshSession, Target};
+pub use settings::{LocalSsh, SshSettingsError, resolve_key_data, ssh_settings};
 pub use tokio_util::sync::CancellationToken;
 pub use transport::{ExitStatus, Output, OutputStream, RemoteCommand, Transport};
