@@ -88,11 +88,11 @@ fn golden_dir() -> PathBuf {
 }
 
 fn read_pairs(path: &Path, separator: char) -> BTreeMap<String, String> {
-    let text = fs::read_to_string(path).unwrap();
+    let text = fs::read_to_string(path).expect("readable fixture");
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
-            let (k, v) = l.split_once(separator).unwrap();
+            let (k, v) = l.split_once(separator).expect("NAME<separator>value");
             (k.to_owned(), v.replace("\\n", "\n"))
         })
         .collect()
@@ -100,8 +100,8 @@ fn read_pairs(path: &Path, separator: char) -> BTreeMap<String, String> {
 
 fn sorted_dir(path: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = fs::read_dir(path)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("readable fixture directory")
+        .map(|e| e.expect("directory entry").path())
         .collect();
     entries.sort();
     entries
