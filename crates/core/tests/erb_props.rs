@@ -7,7 +7,7 @@ struct Host;
 
 impl ErbHost for Host {
     fn env(&self, name: &str) -> Option<String> {
-        (name.len() % 2 == 0).then(|| format!("v-{name}"))
+        name.len().is_multiple_of(2).then(|| format!("v-{name}"))
     }
     fn env_vars(&self) -> Vec<(String, String)> {
         vec![("A".into(), "\"a\"".into()), ("BB".into(), "b".into())]
