@@ -81,6 +81,33 @@ impl RemoteCommand {
     }
 }
 
+impl From<&dhow_core::cmd::Command> for RemoteCommand {
+    /// Renders a core command once for exec and once for logs; its stdin goes along, and the
+    /// text of its sensitive tokens and its stdin are scrubbed from captured stderr.
+    fn from(command: &dhow_core::cmd::Command) -> Self {
+        let mut remote = Self::new(
+            dhow_core::cmd::for_exec(command),
+            dhow_core::cmd::for_log(command),
+        );
+        let mut scrub: Vec<Secret<String>> = command
+            .as_tokens()
+            .iter()
+            .filter_map(|token| match token {
+                dhow_core::cmd::Token::Sensitive { text, .. } => Some(Secret::new(text.clone())),
+                dhow_core::cmd::Token::Plain(_) => None,
+            })
+            .collect();
+        if let Some(stdin) = command.stdin() {
+            remote.stdin = Some(Secret::new(stdin.expose().as_bytes().to_vec()));
+            let trimmed = stdin.expose().trim();
+            if !trimmed.is_empty() {
+                scrub.push(Secret::new(trimmed.to_owned()));
+            }
+        }
+        remote.with_scrubbed(scrub)
+    }
+}
+
 impl fmt::Debug for RemoteCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteCommand")
@@ -270,6 +297,29 @@ mod tests {
         let error = output.ensure_success("web1", &command).unwrap_err();
         assert_eq!(error.stderr, "bad password [REDACTED]\n");
         assert_eq!(error.status, ExitStatus::Code(3));
+    }
+
+    #[test]
+    fn core_commands_render_once_for_exec_and_once_for_logs() {
+        let command = dhow_core::cmd::Command::new("docker")
+            .args(["login", "registry.example.com", "-u"])
+            .sensitive("\"ci-user\"", "[REDACTED]")
+            .arg("--password-stdin")
+            .with_stdin(Secret::from("pw-canary\n"));
+        let remote = RemoteCommand::from(&command);
+        assert_eq!(
+            remote.exec_text(),
+            "docker login registry.example.com -u \"ci-user\" --password-stdin"
+        );
+        assert_eq!(
+            remote.display(),
+            "docker login registry.example.com -u [REDACTED] --password-stdin"
+        );
+        assert_eq!(remote.stdin(), Some(&b"pw-canary\n"[..]));
+        assert_eq!(
+            remote.scrub("denied for \"ci-user\" with pw-canary"),
+            "denied for [REDACTED] with [REDACTED]"
+        );
     }
 
     #[test]
