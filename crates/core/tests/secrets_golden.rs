@@ -41,7 +41,7 @@ impl Runner for TableRunner {
             )),
             None if self.reverse_unknown => Ok(Output::ok(format!(
                 "{}\n",
-                command.chars().rev().collect::<String>()
+                command.chars().rev().collect::<String>().replace('$', "%")
             ))),
             None => Err(RunError::Failed {
                 program: "sh".into(),
@@ -185,8 +185,16 @@ fn check_all(group: &str, minimum: usize) {
                 .map(|e| format!("{}: {e}", dir.file_name().unwrap().to_string_lossy()))
         })
         .collect();
+    let improvements = dirs
+        .iter()
+        .filter(|dir| {
+            fs::read_to_string(dir.join("case.json"))
+                .unwrap()
+                .contains("\"dhow_reason\"")
+        })
+        .count();
     println!(
-        "{group}: {} of {} golden cases match Kamal",
+        "{group}: {} of {} golden cases pass ({improvements} of them documented improvements on Kamal, the rest identical)",
         dirs.len() - failures.len(),
         dirs.len()
     );
@@ -200,11 +208,12 @@ fn check_all(group: &str, minimum: usize) {
 
 #[test]
 fn syntax_cases_match_kamal() {
-    check_all("cases", 38);
+    check_all("cases", 39);
 }
 
 /// Every secrets file in the shared corpus (real projects and Kamal's own fixtures), with every
-/// referenced `$NAME` set to `env-NAME` and each `$(...)` answering its own text reversed.
+/// referenced `$NAME` set to `env-NAME` and each `$(...)` answering its own text reversed (with
+/// `$` turned into `%`, since dhow deliberately leaves command output alone).
 #[test]
 fn corpus_files_match_kamal() {
     check_all("corpus", 74);

@@ -158,7 +158,7 @@ impl Parser<'_> {
         }
         if quote != Some('\'') {
             value = unescape_characters(&value);
-            value = substitute_commands(&value, &|command| {
+            let segments = substitute_commands(&value, &|command| {
                 let expanded = substitute_variables(command, &|name| self.variable(name));
                 self.commands
                     .substitute(&expanded)
@@ -179,7 +179,16 @@ impl Parser<'_> {
                         },
                     })
             })?;
-            value = substitute_variables(&value, &|name| self.variable(name));
+            value = segments
+                .into_iter()
+                .map(|segment| {
+                    if segment.output {
+                        segment.text
+                    } else {
+                        substitute_variables(&segment.text, &|name| self.variable(name))
+                    }
+                })
+                .collect();
         }
         Ok(value)
     }
@@ -300,13 +309,24 @@ fn command_end(bytes: &[u8], open: usize) -> Option<usize> {
     (items > 0 && bytes.get(j) == Some(&b')')).then_some(j + 1)
 }
 
+/// A piece of a value after command substitution: text from the file, or a command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Segment {
+    text: String,
+    output: bool,
+}
+
 /// Replaces each unescaped `$(command)` with `run(command)`; `\$(command)` loses its backslash.
+/// Outputs are kept apart from the file's own text, so that `$NAME` substitution (which Kamal
+/// also runs over command output, corrupting secrets that contain `$`) only touches the file's
+/// text.
 fn substitute_commands(
     text: &str,
     run: &dyn Fn(&str) -> Result<String, SecretsError>,
-) -> Result<String, SecretsError> {
+) -> Result<Vec<Segment>, SecretsError> {
     let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut literal = String::new();
     let mut i = 0;
     let mut copied = 0;
     while i < bytes.len() {
@@ -316,11 +336,18 @@ fn substitute_commands(
             && bytes.get(dollar + 1) == Some(&b'(')
             && let Some(end) = command_end(bytes, dollar + 1)
         {
-            out.push_str(&text[copied..i]);
+            literal.push_str(&text[copied..i]);
             if escaped {
-                out.push_str(&text[dollar..end]);
+                literal.push_str(&text[dollar..end]);
             } else {
-                out.push_str(&run(&text[dollar + 2..end - 1])?);
+                segments.push(Segment {
+                    text: std::mem::take(&mut literal),
+                    output: false,
+                });
+                segments.push(Segment {
+                    text: run(&text[dollar + 2..end - 1])?,
+                    output: true,
+                });
             }
             copied = end;
             i = end;
@@ -328,8 +355,13 @@ fn substitute_commands(
         }
         i += 1;
     }
-    out.push_str(&text[copied..]);
-    Ok(out)
+    literal.push_str(&text[copied..]);
+    segments.push(Segment {
+        text: literal,
+        output: false,
+    });
+    segments.retain(|s| s.output || !s.text.is_empty());
+    Ok(segments)
 }
 
 /// Ruby `String#chomp`: one trailing `\n`, `\r\n` or `\r`.
@@ -358,15 +390,25 @@ mod tests {
     #[test]
     fn commands() {
         let run = |c: &str| Ok(format!("[{c}]"));
+        let text = |segments: Vec<Segment>| -> Vec<(String, bool)> {
+            segments.into_iter().map(|s| (s.text, s.output)).collect()
+        };
         assert_eq!(
-            substitute_commands("$(a) \\$(b) $(c (d) \\) e)", &run).unwrap(),
-            "[a] $(b) [c (d) \\) e]"
+            text(substitute_commands("$(a) \\$(b) $(c (d) \\) e)", &run).unwrap()),
+            [
+                ("[a]".to_owned(), true),
+                (" $(b) ".to_owned(), false),
+                ("[c (d) \\) e]".to_owned(), true)
+            ]
         );
         assert_eq!(
-            substitute_commands("$() $(a $(b", &run).unwrap(),
-            "$() $(a $(b"
+            text(substitute_commands("$() $(a $(b", &run).unwrap()),
+            [("$() $(a $(b".to_owned(), false)]
         );
-        assert_eq!(substitute_commands("$(a\\\n)", &run).unwrap(), "$(a\\\n)");
+        assert_eq!(
+            text(substitute_commands("$(a\\\n)", &run).unwrap()),
+            [("$(a\\\n)".to_owned(), false)]
+        );
     }
 
     #[test]

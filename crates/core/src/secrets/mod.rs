@@ -15,7 +15,13 @@
 //! * `$NAME` in a later file finds a name defined in an earlier file (e.g. in
 //!   `secrets-common`) when neither the file itself nor the environment defines it; Kamal
 //!   substitutes an empty string.
-//! * The AWS adapter's read error names the secrets rather than echoing the CLI's output.
+//! * The output of a `$(...)` command is not run through `$NAME` substitution again. Kamal
+//!   (dotenv) substitutes it, so a vault password such as `pa$word` arrives as `pa`.
+//! * The AWS adapter's read error names the secrets rather than echoing the CLI's output, and a
+//!   secret string that is JSON but not an object is kept whole (Kamal crashes on it).
+//! * `op signin --raw`'s session token is passed without its trailing newline (Kamal passes it
+//!   with the newline escaped as the two characters `\n`).
+//! * A missing `--account` is an error (exit code 4); Kamal prints the message and exits 0.
 //!
 //! This module is pure: file contents, the environment and the process runner are passed in.
 
