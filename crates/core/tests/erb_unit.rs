@@ -623,3 +623,29 @@ fn errors_report_character_columns() {
     let e = err("é: <%= ENV.fetch('X') %>", &no_env());
     assert_eq!((e.line, e.column), (1, 8));
 }
+
+#[test]
+fn require_lasts_for_the_whole_load() {
+    let host = no_env().file(".env", "A=1\n");
+    let mut overlay = EnvOverlay::new();
+    render_with("<% require 'dotenv' %>", "deploy.yml", &host, &mut overlay).unwrap();
+    let r = render_with(
+        "<% Dotenv.load %><%= ENV['A'] %>",
+        "deploy.staging.yml",
+        &host,
+        &mut overlay,
+    )
+    .unwrap();
+    assert_eq!(r.text, "1");
+}
+
+#[test]
+fn type_errors_use_ruby_messages() {
+    let e = err("<%= 'a' + nil %>", &no_env());
+    assert_eq!(e.kind, ErrorKind::Raised("TypeError".into()));
+    assert_eq!(e.message, "no implicit conversion of nil into String");
+    let e = err("<%= 1 + 'a' %>", &no_env());
+    assert_eq!(e.message, "String can't be coerced into Integer");
+    let e = err("<%= 1 / 0 %>", &no_env());
+    assert_eq!(e.kind, ErrorKind::Raised("ZeroDivisionError".into()));
+}

@@ -1,7 +1,7 @@
 //! Evaluates the parsed template program: Ruby semantics for the supported subset, output with a
 //! source-line map, and Ruby-like errors (`KeyError`, `NoMethodError`, ...) with positions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::dotenv;
 use super::parse::{Block, Node, NodeKind, Part, Rescue};
@@ -55,7 +55,6 @@ pub(super) fn run(
         out: String::new(),
         line_map: Vec::new(),
         scopes: vec![HashMap::new()],
-        features: HashSet::new(),
     };
     match interp.body(program) {
         Ok(_) => Ok(Rendered {
@@ -81,7 +80,6 @@ struct Interp<'s, 'a, 'h, 'e> {
     out: String,
     line_map: Vec<usize>,
     scopes: Vec<HashMap<String, Value>>,
-    features: HashSet<String>,
 }
 
 fn int_arg(v: &Value) -> Option<i64> {
@@ -445,7 +443,7 @@ impl Interp<'_, '_, '_, '_> {
                 node,
                 format!(
                     "no implicit conversion of {} into String",
-                    other.class_name()
+                    other.conversion_name()
                 ),
             )),
         }
@@ -455,7 +453,10 @@ impl Interp<'_, '_, '_, '_> {
         int_arg(v).ok_or_else(|| {
             self.type_error(
                 node,
-                format!("no implicit conversion of {} into Integer", v.class_name()),
+                format!(
+                    "no implicit conversion of {} into Integer",
+                    v.conversion_name()
+                ),
             )
         })
     }
@@ -704,7 +705,7 @@ impl Interp<'_, '_, '_, '_> {
                 name,
                 "ENV" | "RUBY_ENGINE" | "RUBY_VERSION" | "RUBY_ENGINE_VERSION"
             )
-            || (name == "Dotenv" && self.features.contains("dotenv"))
+            || (name == "Dotenv" && self.env.required.contains("dotenv"))
     }
 
     fn constant(&self, node: &Node, path: &[String]) -> R {
@@ -863,7 +864,7 @@ impl Interp<'_, '_, '_, '_> {
                 self.arg_count(node, &values, 1, 1)?;
                 let lib = self.str_arg(node, &values[0])?.to_owned();
                 if REQUIRABLE.contains(&lib.as_str()) {
-                    let first = self.features.insert(lib);
+                    let first = self.env.required.insert(lib);
                     Ok(Value::Bool(first))
                 } else {
                     Err(self.unsupported(
@@ -1062,7 +1063,7 @@ impl Interp<'_, '_, '_, '_> {
                 node,
                 format!(
                     "no implicit conversion of {} into String",
-                    other.class_name()
+                    other.conversion_name()
                 ),
             )),
         }
@@ -1079,7 +1080,7 @@ impl Interp<'_, '_, '_, '_> {
                     node,
                     format!(
                         "no implicit conversion of {} into String",
-                        other.class_name()
+                        other.conversion_name()
                     ),
                 ));
             }
@@ -1760,7 +1761,7 @@ impl Interp<'_, '_, '_, '_> {
                             node,
                             format!(
                                 "no implicit conversion of {} into String",
-                                other.class_name()
+                                other.conversion_name()
                             ),
                         ));
                     }
@@ -1838,7 +1839,7 @@ impl Interp<'_, '_, '_, '_> {
                         node,
                         format!(
                             "no implicit conversion of {} into Array",
-                            args[0].class_name()
+                            args[0].conversion_name()
                         ),
                     ));
                 };
@@ -1853,7 +1854,7 @@ impl Interp<'_, '_, '_, '_> {
                         node,
                         format!(
                             "no implicit conversion of {} into Array",
-                            args[0].class_name()
+                            args[0].conversion_name()
                         ),
                     ));
                 };

@@ -67,7 +67,7 @@ mod parse;
 mod scan;
 mod value;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use dotenv::{DotenvError, parse_dotenv};
@@ -98,12 +98,13 @@ pub trait ErbHost {
     fn current_dir(&self) -> String;
 }
 
-/// Changes the templates made to `ENV` (assignments, `Dotenv.load`), layered over the host's
-/// environment. Share one overlay between the files of one load (base file, then destination
-/// file), as Ruby shares one process environment.
+/// The process state templates change: `ENV` (assignments, `Dotenv.load`), layered over the
+/// host's environment, and the libraries loaded with `require`. Share one overlay between the
+/// files of one load (base file, then destination file), as they share one Ruby process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvOverlay {
     changes: BTreeMap<String, Option<String>>,
+    pub(crate) required: BTreeSet<String>,
 }
 
 impl EnvOverlay {

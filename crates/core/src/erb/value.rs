@@ -36,6 +36,16 @@ impl Value {
         Value::Str(s.into())
     }
 
+    /// How Ruby names a value in "no implicit conversion of X into String".
+    pub(super) fn conversion_name(&self) -> &'static str {
+        match self {
+            Value::Nil => "nil",
+            Value::Bool(true) => "true",
+            Value::Bool(false) => "false",
+            other => other.class_name(),
+        }
+    }
+
     /// Ruby's class name, for messages and `is_a?`.
     pub(super) fn class_name(&self) -> &'static str {
         match self {

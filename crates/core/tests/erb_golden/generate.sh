@@ -58,6 +58,9 @@ Dir.chdir("$work") do
     name = File.basename(path)
     __envs.each do |env_name, vars|
       ENV.replace(vars)
+      # Each case starts like a fresh Kamal process: dotenv not loaded yet.
+      Object.send(:remove_const, :Dotenv) if defined?(Dotenv)
+      \$LOADED_FEATURES.reject! { |f| f.include?("/dotenv") }
       template = File.read(path, encoding: "UTF-8")
       base = File.join(__expected, "#{name}.#{env_name}")
       File.delete("#{base}.out") if File.exist?("#{base}.out")
