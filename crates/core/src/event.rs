@@ -32,9 +32,16 @@ pub enum Event {
     /// A named step started, on a host or locally (`host: None`).
     StepStarted { step: String, host: Option<String> },
     /// A command is about to run (already redacted).
-    CommandStarted { host: Option<String>, command: String },
+    CommandStarted {
+        host: Option<String>,
+        command: String,
+    },
     /// A line a command printed.
-    Output { host: Option<String>, stream: Stream, line: String },
+    Output {
+        host: Option<String>,
+        stream: Stream,
+        line: String,
+    },
     /// A step ended.
     StepFinished {
         step: String,
@@ -76,7 +83,9 @@ mod tests {
             step: "boot".to_owned(),
             host: Some("1.1.1.1".to_owned()),
             elapsed: Duration::from_millis(1500),
-            outcome: Outcome::Failed { message: "unhealthy".to_owned() },
+            outcome: Outcome::Failed {
+                message: "unhealthy".to_owned(),
+            },
         };
         assert_eq!(
             serde_json::to_string(&event).expect("json"),

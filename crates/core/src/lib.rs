@@ -13,5 +13,6 @@ pub mod erb;
 pub mod event;
 pub mod secret;
 pub mod secrets;
+pub mod selection;
 
 pub use secret::Secret;
