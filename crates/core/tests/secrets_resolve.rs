@@ -211,6 +211,38 @@ fn ci_mode_reads_the_environment_and_names_the_reference() {
 }
 
 #[test]
+fn resolve_all_reports_every_missing_secret() {
+    let secrets = load(&[(".kamal/secrets", Some("A=1\n"))], &env(&[])).unwrap();
+    let process_env = env(&[("B", "2")]);
+    let at = |line| Reference::new("env.secret", "config/deploy.yml", Some(line));
+    let (c, d) = (at(7), at(8));
+    let found = secrets
+        .resolve_all([("A", None), ("B", None)], &process_env)
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.expose()))
+            .collect::<Vec<_>>(),
+        ["A=1", "B=2"]
+    );
+    let errors = secrets
+        .resolve_all(
+            [("A", None), ("C", Some(&c)), ("B", None), ("D", Some(&d))],
+            &process_env,
+        )
+        .unwrap_err();
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "Secret 'C' not found in .kamal/secrets (referenced by env.secret in config/deploy.yml:7)",
+            "Secret 'D' not found in .kamal/secrets (referenced by env.secret in config/deploy.yml:8)",
+        ]
+    );
+}
+
+#[test]
 fn a_destination_file_replaces_the_plain_one() {
     let secrets = load(
         &[

@@ -158,6 +158,28 @@ impl Secrets {
             .ok_or_else(|| self.not_found(key, reference.cloned()))
     }
 
+    /// CI mode for a whole configuration: resolves every `(name, where it is referenced)` and
+    /// reports every miss at once, in the order given.
+    pub fn resolve_all<'r>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'r str, Option<&'r Reference>)>,
+        env: &dyn EnvLookup,
+    ) -> Result<Vec<(String, Secret<String>)>, Vec<SecretsError>> {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for (key, reference) in wanted {
+            match self.resolve(key, env, reference) {
+                Ok(value) => found.push((key.to_owned(), value)),
+                Err(error) => missing.push(error),
+            }
+        }
+        if missing.is_empty() {
+            Ok(found)
+        } else {
+            Err(missing)
+        }
+    }
+
     /// Kamal's `secrets.key?(key)`: defined in a file with a non-blank value.
     pub fn is_present(&self, key: &str) -> bool {
         self.find(key)
