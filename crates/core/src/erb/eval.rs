@@ -251,6 +251,7 @@ fn exception_ancestors(class: &str) -> &'static [&'static str] {
             "Exception",
         ],
         "LoadError" => &["LoadError", "ScriptError", "Exception"],
+        "SystemExit" => &["SystemExit", "Exception"],
         "JSON::ParserError" => &["JSON::ParserError", "StandardError", "Exception"],
         "Dotenv::FormatError" => &[
             "Dotenv::FormatError",
@@ -863,7 +864,15 @@ impl Interp<'_, '_, '_, '_> {
             "require" => {
                 self.arg_count(node, &values, 1, 1)?;
                 let lib = self.str_arg(node, &values[0])?.to_owned();
-                if REQUIRABLE.contains(&lib.as_str()) {
+                if lib == "dotenv/load" {
+                    // dotenv/load.rb: `require "dotenv"; Dotenv.load`.
+                    self.env.required.insert("dotenv".to_owned());
+                    let first = self.env.required.insert(lib);
+                    if first {
+                        self.dotenv_method(node, "load", &[])?;
+                    }
+                    Ok(Value::Bool(first))
+                } else if REQUIRABLE.contains(&lib.as_str()) {
                     let first = self.env.required.insert(lib);
                     Ok(Value::Bool(first))
                 } else {

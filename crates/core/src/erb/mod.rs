@@ -41,7 +41,8 @@
 //!   the command's standard output.
 //! * **Kamal and the standard library:** `Kamal::Utils.docker_arch` (runs
 //!   `docker info --format '{{.Architecture}}'` and maps `x86_64` to `amd64`, `aarch64` to
-//!   `arm64`, like Kamal), `require` of `dotenv`, `json`, `yaml`, `erb`, `English`,
+//!   `arm64`, like Kamal), `require` of `dotenv` (and `dotenv/load`), `json`, `yaml`, `erb`,
+//!   `English`,
 //!   `Dotenv.load`/`load!`/`overload`/`overwrite`/`parse` (dotenv 3 rules, missing files
 //!   ignored by `load`), `File.read`, `File.exist?`/`file?`, `File.expand_path`, `File.join`,
 //!   `File.basename`, `File.dirname`, `Dir.pwd`, `YAML.load_file`/`YAML.load` (through the
