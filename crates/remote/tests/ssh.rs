@@ -54,6 +54,7 @@ impl Fixture {
             workdir: self.workdir(name),
             allow_forwarding,
             host_key: None,
+            extra_host_keys: Vec::new(),
         })
         .await
     }
@@ -252,6 +253,40 @@ async fn bracketed_port_entry_among_others_is_accepted() {
     );
     assert!(pool.session(&host(&server)).await.is_ok());
     assert!(pool.session(&host(&other)).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_recorded_key_type_is_negotiated_when_a_server_has_several() {
+    let fx = Fixture::new();
+    let ecdsa = dhow_test_support::generate_ecdsa_key();
+    let server = SshServer::start(SshServerConfig {
+        authorized_keys: vec![fx.key.public_key().clone()],
+        workdir: fx.workdir("web1"),
+        allow_forwarding: false,
+        host_key: None,
+        extra_host_keys: vec![ecdsa.clone()],
+    })
+    .await;
+    // known_hosts has only the server's ECDSA key (as `ssh-keyscan -t ecdsa` would write):
+    // the client must ask for that type rather than report a changed Ed25519 key.
+    let recorded = HostKey::from_public_key(ecdsa.public_key());
+    assert_eq!(recorded.algorithm(), "ecdsa-sha2-nistp256");
+    let text = entry_line("127.0.0.1", server.port(), &recorded);
+    let pool = new_pool(
+        fx.options(),
+        HostKeyPolicy::KnownHosts(KnownHosts::parse(&text, "kh")),
+    );
+    let output = pool
+        .session(&host(&server))
+        .await
+        .unwrap()
+        .run(&RemoteCommand::plain("echo ecdsa"))
+        .await
+        .unwrap();
+    assert_eq!(output.stdout_text(), "ecdsa\n");
+    // With the Ed25519 key recorded, Ed25519 is used.
+    let pool = new_pool(fx.options(), HostKeyPolicy::KnownHosts(known(&[&server])));
+    assert!(pool.session(&host(&server)).await.is_ok());
 }
 
 #[tokio::test]

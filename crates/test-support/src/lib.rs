@@ -3,6 +3,8 @@
 //! `sh -c` in a working directory of the test's choice, records what it received, and can
 //! forward `direct-tcpip` channels (to act as a jump host).
 
+pub mod github;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -37,6 +39,17 @@ pub fn write_private_key(key: &PrivateKey, path: &Path) -> PathBuf {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
     }
     path.to_owned()
+}
+
+/// A new random ECDSA P-256 key.
+pub fn generate_ecdsa_key() -> PrivateKey {
+    PrivateKey::random(
+        &mut rand::rng(),
+        Algorithm::Ecdsa {
+            curve: russh::keys::EcdsaCurve::NistP256,
+        },
+    )
+    .expect("ecdsa key generation")
 }
 
 /// `algorithm base64` of a public key.
@@ -83,6 +96,8 @@ pub struct SshServerConfig {
     pub allow_forwarding: bool,
     /// The host key; a fresh one when `None`.
     pub host_key: Option<PrivateKey>,
+    /// Further host keys of other algorithms (a real server has several).
+    pub extra_host_keys: Vec<PrivateKey>,
 }
 
 /// A running in-process SSH server. Stops when dropped.
@@ -109,7 +124,9 @@ impl SshServer {
         let addr = listener.local_addr().expect("local addr");
         let journal = Arc::new(Mutex::new(Journal::default()));
         let russh_config = Arc::new(server::Config {
-            keys: vec![host_key],
+            keys: std::iter::once(host_key)
+                .chain(config.extra_host_keys.iter().cloned())
+                .collect(),
             auth_rejection_time: std::time::Duration::from_millis(0),
             auth_rejection_time_initial: Some(std::time::Duration::from_millis(0)),
             ..server::Config::default()

@@ -1,0 +1,1691 @@
+//! A fake GitHub REST API on `127.0.0.1:0` for tests: stateful (deployments, statuses, issue
+//! comments, workflow runs, pull requests), and strict. Every request is matched against
+//! `shared/github-api/openapi-subset.json` (method and path template, path and query parameters,
+//! JSON body) and every response it sends is checked against the declared response schema;
+//! mismatches are recorded as violations that tests assert empty. Request bodies are recorded so
+//! tests can check no secret reaches the API. Faults (5xx, rate limits) can be queued.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+
+/// Where the API description lives (the shared reference folder next to the repository).
+pub fn openapi_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/github-api/openapi-subset.json")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI subset and a validator for the JSON Schema dialect it uses.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Segment {
+    Literal(String),
+    Param { name: String, multi: bool },
+}
+
+#[derive(Debug, Clone)]
+struct Param {
+    name: String,
+    location: String,
+    required: bool,
+    schema: Value,
+}
+
+/// One operation of the description.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub id: String,
+    pub method: String,
+    pub template: String,
+    segments: Vec<Segment>,
+    params: Vec<Param>,
+    body_required: bool,
+    body_schema: Option<Value>,
+    responses: Value,
+}
+
+/// The parsed description with its operations.
+#[derive(Debug)]
+pub struct Spec {
+    doc: Value,
+    operations: Vec<Operation>,
+}
+
+/// The loaded description, shared by every fake in the process.
+pub fn spec() -> &'static Spec {
+    static SPEC: OnceLock<Spec> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let path = openapi_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        Spec::parse(serde_json::from_str(&text).expect("openapi-subset.json is JSON"))
+    })
+}
+
+impl Spec {
+    fn parse(doc: Value) -> Self {
+        let mut operations = Vec::new();
+        let paths = doc["paths"].as_object().expect("paths").clone();
+        for (template, item) in &paths {
+            let item = item.as_object().expect("path item");
+            let shared: Vec<Value> = item
+                .get("parameters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (method, op) in item {
+                if method == "parameters" || !op.is_object() {
+                    continue;
+                }
+                let mut params = Vec::new();
+                let declared = op["parameters"].as_array().cloned().unwrap_or_default();
+                for raw in shared.iter().chain(declared.iter()) {
+                    let p = resolve(&doc, raw);
+                    params.push(Param {
+                        name: p["name"].as_str().expect("param name").to_owned(),
+                        location: p["in"].as_str().expect("param in").to_owned(),
+                        required: p["required"].as_bool().unwrap_or(false),
+                        schema: p["schema"].clone(),
+                    });
+                }
+                let segments = template
+                    .trim_start_matches('/')
+                    .split('/')
+                    .map(
+                        |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                            Some(name) => {
+                                let multi = params
+                                    .iter()
+                                    .any(|p| p.name == name && p.location == "path")
+                                    && op["parameters"]
+                                        .as_array()
+                                        .into_iter()
+                                        .flatten()
+                                        .map(|raw| resolve(&doc, raw))
+                                        .any(|p| {
+                                            p["name"] == name
+                                                && p["x-multi-segment"] == Value::Bool(true)
+                                        });
+                                Segment::Param {
+                                    name: name.to_owned(),
+                                    multi,
+                                }
+                            }
+                            None => Segment::Literal(s.to_owned()),
+                        },
+                    )
+                    .collect();
+                let body = op.get("requestBody").map(|b| resolve(&doc, b).clone());
+                operations.push(Operation {
+                    id: op["operationId"].as_str().expect("operationId").to_owned(),
+                    method: method.to_uppercase(),
+                    template: template.clone(),
+                    segments,
+                    params,
+                    body_required: body
+                        .as_ref()
+                        .is_some_and(|b| b["required"].as_bool().unwrap_or(false)),
+                    body_schema: body
+                        .as_ref()
+                        .map(|b| b["content"]["application/json"]["schema"].clone())
+                        .filter(|s| !s.is_null()),
+                    responses: op["responses"].clone(),
+                });
+            }
+        }
+        Self { doc, operations }
+    }
+
+    /// An example from `components/examples`.
+    pub fn example(&self, name: &str) -> Value {
+        self.doc["components"]["examples"][name]["value"].clone()
+    }
+
+    /// The operations, for coverage checks.
+    pub fn operations(&self) -> &[Operation] {
+        &self.operations
+    }
+
+    /// Finds the operation for a method and path; returns it with its decoded path parameters.
+    /// A path that matches a template under another method is reported as such.
+    fn route(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<(&Operation, BTreeMap<String, String>), String> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut other_methods = Vec::new();
+        let mut best: Option<(&Operation, BTreeMap<String, String>, usize)> = None;
+        for op in &self.operations {
+            let Some(params) = match_template(&op.segments, &parts) else {
+                continue;
+            };
+            if op.method != method {
+                other_methods.push(op.method.clone());
+                continue;
+            }
+            let literals = op
+                .segments
+                .iter()
+                .filter(|s| matches!(s, Segment::Literal(_)))
+                .count();
+            if best.as_ref().is_none_or(|(_, _, l)| literals > *l) {
+                best = Some((op, params, literals));
+            }
+        }
+        match best {
+            Some((op, params, _)) => Ok((op, params)),
+            None if !other_methods.is_empty() => Err(format!(
+                "{method} {path}: method not in the description (it has {})",
+                other_methods.join(", ")
+            )),
+            None => Err(format!(
+                "{method} {path}: no operation in the description matches"
+            )),
+        }
+    }
+
+    /// Validates `value` against `schema`, appending messages with JSON paths to `errors`.
+    pub fn validate(&self, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+        let schema = resolve(&self.doc, schema);
+        let Some(obj) = schema.as_object() else {
+            return;
+        };
+        if value.is_null() {
+            if obj.get("nullable") == Some(&Value::Bool(true)) {
+                return;
+            }
+            if obj.contains_key("type") {
+                errors.push(format!("{at}: null is not allowed"));
+                return;
+            }
+        }
+        if let Some(options) = obj.get("enum").and_then(Value::as_array)
+            && !options.contains(value)
+        {
+            errors.push(format!(
+                "{at}: {value} is not one of {}",
+                Value::Array(options.clone())
+            ));
+        }
+        if let Some(ty) = obj.get("type").and_then(Value::as_str) {
+            let ok = match ty {
+                "string" => value.is_string(),
+                "integer" => value.is_i64() || value.is_u64(),
+                "number" => value.is_number(),
+                "boolean" => value.is_boolean(),
+                "array" => value.is_array(),
+                "object" => value.is_object(),
+                _ => true,
+            };
+            if !ok {
+                errors.push(format!("{at}: expected {ty}, got {}", kind(value)));
+                return;
+            }
+        }
+        if let Some(s) = value.as_str() {
+            let len = s.chars().count();
+            if let Some(max) = obj.get("maxLength").and_then(Value::as_u64)
+                && len as u64 > max
+            {
+                errors.push(format!("{at}: string longer than {max}"));
+            }
+            if let Some(min) = obj.get("minLength").and_then(Value::as_u64)
+                && (len as u64) < min
+            {
+                errors.push(format!("{at}: string shorter than {min}"));
+            }
+            if obj.get("format").and_then(Value::as_str) == Some("date-time") && !is_date_time(s) {
+                errors.push(format!("{at}: {s:?} is not a date-time"));
+            }
+        }
+        if let Some(items) = value.as_array() {
+            if let Some(max) = obj.get("maxItems").and_then(Value::as_u64)
+                && items.len() as u64 > max
+            {
+                errors.push(format!("{at}: more than {max} items"));
+            }
+            if let Some(item_schema) = obj.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    self.validate(item_schema, item, &format!("{at}[{i}]"), errors);
+                }
+            }
+        }
+        if let Some(map) = value.as_object() {
+            self.validate_object(obj, map, at, errors);
+        }
+        if let Some(all) = obj.get("allOf").and_then(Value::as_array) {
+            for sub in all {
+                self.validate(sub, value, at, errors);
+            }
+        }
+        if let Some(any) = obj.get("anyOf").and_then(Value::as_array)
+            && !any.iter().any(|sub| self.is_valid(sub, value))
+        {
+            errors.push(format!("{at}: matches none of anyOf"));
+        }
+        if let Some(one) = obj.get("oneOf").and_then(Value::as_array) {
+            let matching = one.iter().filter(|sub| self.is_valid(sub, value)).count();
+            if matching != 1 {
+                errors.push(format!(
+                    "{at}: matches {matching} of oneOf (exactly one required)"
+                ));
+            }
+        }
+    }
+
+    fn validate_object(
+        &self,
+        obj: &Map<String, Value>,
+        map: &Map<String, Value>,
+        at: &str,
+        errors: &mut Vec<String>,
+    ) {
+        if let Some(required) = obj.get("required").and_then(Value::as_array) {
+            for name in required.iter().filter_map(Value::as_str) {
+                if !map.contains_key(name) {
+                    errors.push(format!("{at}: required property `{name}` is missing"));
+                }
+            }
+        }
+        if let Some(max) = obj.get("maxProperties").and_then(Value::as_u64)
+            && map.len() as u64 > max
+        {
+            errors.push(format!("{at}: more than {max} properties"));
+        }
+        let properties = obj.get("properties").and_then(Value::as_object);
+        for (key, item) in map {
+            let child = format!("{at}.{key}");
+            if let Some(prop) = properties.and_then(|p| p.get(key)) {
+                self.validate(prop, item, &child, errors);
+            } else {
+                match obj.get("additionalProperties") {
+                    Some(Value::Bool(false)) => {
+                        errors.push(format!("{at}: unknown property `{key}`"));
+                    }
+                    Some(extra @ Value::Object(_)) => self.validate(extra, item, &child, errors),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn is_valid(&self, schema: &Value, value: &Value) -> bool {
+        let mut errors = Vec::new();
+        self.validate(schema, value, "$", &mut errors);
+        errors.is_empty()
+    }
+
+    /// The JSON schema of a response status of an operation, if it declares a JSON body.
+    fn response_schema<'a>(&'a self, op: &'a Operation, status: u16) -> Option<&'a Value> {
+        let response = op.responses.get(status.to_string())?;
+        let response = resolve(&self.doc, response);
+        response
+            .get("content")?
+            .get("application/json")?
+            .get("schema")
+            .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()))
+    }
+}
+
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    let mut current = value;
+    for _ in 0..16 {
+        match current.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                let pointer = reference.strip_prefix('#').expect("local $ref");
+                current = doc
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("unresolved $ref {reference}"));
+            }
+            None => return current,
+        }
+    }
+    panic!("$ref chain too long")
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn is_date_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
+        && (s.ends_with('Z') || s.ends_with('z') || s[19..].contains(['+', '-']))
+}
+
+fn match_template(segments: &[Segment], parts: &[&str]) -> Option<BTreeMap<String, String>> {
+    let mut params = BTreeMap::new();
+    let mut i = 0;
+    for (n, segment) in segments.iter().enumerate() {
+        match segment {
+            Segment::Literal(lit) => {
+                if parts.get(i)? != lit {
+                    return None;
+                }
+                i += 1;
+            }
+            Segment::Param { name, multi } => {
+                let remaining_literals = segments.len() - n - 1;
+                let take = if *multi {
+                    parts.len().checked_sub(i + remaining_literals)?
+                } else {
+                    1
+                };
+                if take == 0 || i + take > parts.len() {
+                    return None;
+                }
+                let raw = parts[i..i + take].join("/");
+                if raw.is_empty() {
+                    return None;
+                }
+                params.insert(name.clone(), percent_decode(&raw));
+                i += take;
+            }
+        }
+    }
+    (i == parts.len()).then_some(params)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            let v = hi * 16 + lo;
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(pair), String::new()),
+        })
+        .collect()
+}
+
+/// Turns a path or query string into the JSON value its schema describes.
+fn coerce(spec: &Spec, schema: &Value, raw: &str) -> Value {
+    let schema = resolve(&spec.doc, schema);
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        for option in options {
+            let value = coerce(spec, option, raw);
+            if spec.is_valid(option, &value) {
+                return value;
+            }
+        }
+        return Value::String(raw.to_owned());
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("integer") => raw
+            .parse::<i64>()
+            .map_or_else(|_| Value::String(raw.to_owned()), Value::from),
+        Some("boolean") => match raw {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::String(raw.to_owned()),
+        },
+        _ => Value::String(raw.to_owned()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake server.
+// ---------------------------------------------------------------------------------------------
+
+/// A request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub operation_id: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub status: u16,
+}
+
+/// A canned failure answered instead of the real handler.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// Only requests of this operation take the fault; `None` means the next request.
+    pub operation_id: Option<String>,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Fault {
+    /// `502 Bad Gateway` for the next request of `operation_id`.
+    pub fn bad_gateway(operation_id: &str) -> Self {
+        Self {
+            operation_id: Some(operation_id.to_owned()),
+            status: 502,
+            headers: Vec::new(),
+            body: json!({"message": "Server Error"}),
+        }
+    }
+
+    /// A secondary rate limit (403 with `Retry-After`).
+    pub fn secondary_rate_limit(operation_id: &str, retry_after_secs: u64) -> Self {
+        Self {
+            operation_id: Some(operation_id.to_owned()),
+            status: 403,
+            headers: vec![("retry-after".to_owned(), retry_after_secs.to_string())],
+            body: json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
+            }),
+        }
+    }
+
+    /// A primary rate limit (429 with `x-ratelimit-remaining: 0` and a reset time).
+    pub fn rate_limited(operation_id: &str, reset_epoch_secs: u64) -> Self {
+        Self {
+            operation_id: Some(operation_id.to_owned()),
+            status: 429,
+            headers: vec![
+                ("x-ratelimit-remaining".to_owned(), "0".to_owned()),
+                ("x-ratelimit-reset".to_owned(), reset_epoch_secs.to_string()),
+            ],
+            body: json!({"message": "API rate limit exceeded", "documentation_url": "https://docs.github.com/rest"}),
+        }
+    }
+
+    /// Any status with a `basic-error` body.
+    pub fn status(operation_id: &str, status: u16, message: &str) -> Self {
+        Self {
+            operation_id: Some(operation_id.to_owned()),
+            status,
+            headers: Vec::new(),
+            body: json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+        }
+    }
+}
+
+/// A workflow run the fake knows (for stale-lock checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSeed {
+    pub id: u64,
+    /// `queued`, `in_progress`, `completed`, ...
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub run_attempt: u64,
+    pub head_sha: String,
+}
+
+/// A pull request the fake knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullSeed {
+    pub number: u64,
+    /// `open` or `closed`.
+    pub state: String,
+    pub title: String,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub merged: bool,
+    pub draft: bool,
+    pub labels: Vec<String>,
+    pub user: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone)]
+struct Deployment {
+    id: u64,
+    sha: String,
+    git_ref: String,
+    task: String,
+    environment: String,
+    original_environment: String,
+    description: Option<String>,
+    payload: Value,
+    transient: bool,
+    production: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Clone)]
+struct Status {
+    id: u64,
+    deployment_id: u64,
+    state: String,
+    description: String,
+    environment: String,
+    log_url: String,
+    environment_url: String,
+    created_at: String,
+}
+
+#[derive(Debug, Clone)]
+struct Comment {
+    id: u64,
+    issue_number: u64,
+    body: String,
+    created_at: String,
+    updated_at: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    base: String,
+    owner: String,
+    repo: String,
+    token: Option<String>,
+    clock: u64,
+    next_id: u64,
+    deployments: Vec<Deployment>,
+    statuses: Vec<Status>,
+    comments: Vec<Comment>,
+    runs: BTreeMap<u64, RunSeed>,
+    pulls: BTreeMap<u64, PullSeed>,
+    faults: VecDeque<Fault>,
+    requests: Vec<RecordedRequest>,
+    violations: Vec<String>,
+}
+
+impl State {
+    fn now(&mut self) -> String {
+        self.clock += 1;
+        let t = self.clock;
+        format!(
+            "2026-01-{:02}T{:02}:{:02}:{:02}Z",
+            1 + (t / 86_400) % 28,
+            (t / 3600) % 24,
+            (t / 60) % 60,
+            t % 60
+        )
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn repo_api(&self) -> String {
+        format!("{}/repos/{}/{}", self.base, self.owner, self.repo)
+    }
+}
+
+/// The fake GitHub API. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeGitHub {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Option<Value>,
+}
+
+impl Answer {
+    fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Some(body),
+        }
+    }
+
+    fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn error(status: u16, message: &str) -> Self {
+        Self::json(
+            status,
+            json!({"message": message, "documentation_url": "https://docs.github.com/rest"}),
+        )
+    }
+
+    fn validation(message: &str, field: &str) -> Self {
+        Self::json(
+            422,
+            json!({
+                "message": "Validation Failed",
+                "documentation_url": "https://docs.github.com/rest",
+                "errors": [{"resource": "Request", "field": field, "code": "invalid", "message": message}]
+            }),
+        )
+    }
+}
+
+impl FakeGitHub {
+    /// Starts the fake for repository `owner/repo`, accepting only `token` (if given).
+    pub async fn start(owner: &str, repo: &str, token: Option<&str>) -> Self {
+        let _ = spec();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake github");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State {
+            base: format!("http://{addr}"),
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            token: token.map(str::to_owned),
+            next_id: 1000,
+            ..State::default()
+        }));
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("fake github state")
+    }
+
+    /// The base URL to use as `GITHUB_API_URL`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every contract violation seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+
+    /// Panics with the list of violations, if any.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "requests or responses broke the GitHub API description:\n{}",
+            violations.join("\n")
+        );
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// The operation ids of the requests received, in order.
+    pub fn operation_log(&self) -> Vec<String> {
+        self.lock()
+            .requests
+            .iter()
+            .map(|r| {
+                r.operation_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", r.method, r.path))
+            })
+            .collect()
+    }
+
+    /// Panics if `needle` appears in any request body, path or query.
+    pub fn assert_not_sent(&self, needle: &str) {
+        for r in &self.lock().requests {
+            assert!(
+                !r.body.contains(needle) && !r.path.contains(needle) && !r.query.contains(needle),
+                "secret sent to the API in {} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+
+    /// Queues a fault.
+    pub fn push_fault(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// Adds or replaces a workflow run.
+    pub fn add_run(&self, run: RunSeed) {
+        self.lock().runs.insert(run.id, run);
+    }
+
+    /// Adds or replaces a pull request.
+    pub fn add_pull(&self, pull: PullSeed) {
+        self.lock().pulls.insert(pull.number, pull);
+    }
+
+    /// The deployments as the API would show them, newest first.
+    pub fn deployments(&self) -> Vec<Value> {
+        let state = self.lock();
+        state
+            .deployments
+            .iter()
+            .rev()
+            .map(|d| deployment_json(&state, d))
+            .collect()
+    }
+
+    /// The states posted to a deployment, oldest first.
+    pub fn status_states(&self, deployment_id: u64) -> Vec<String> {
+        self.lock()
+            .statuses
+            .iter()
+            .filter(|s| s.deployment_id == deployment_id)
+            .map(|s| s.state.clone())
+            .collect()
+    }
+
+    /// The statuses of a deployment as the API shows them, oldest first.
+    pub fn statuses(&self, deployment_id: u64) -> Vec<Value> {
+        let state = self.lock();
+        state
+            .statuses
+            .iter()
+            .filter(|s| s.deployment_id == deployment_id)
+            .map(|s| status_json(&state, s))
+            .collect()
+    }
+
+    /// The comment bodies on an issue or pull request, oldest first.
+    pub fn comment_bodies(&self, issue_number: u64) -> Vec<String> {
+        self.lock()
+            .comments
+            .iter()
+            .filter(|c| c.issue_number == issue_number)
+            .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// Adds a comment as another user would have (for pagination and marker tests).
+    pub fn add_comment(&self, issue_number: u64, body: &str) -> u64 {
+        let mut state = self.lock();
+        let id = state.id();
+        let now = state.now();
+        state.comments.push(Comment {
+            id,
+            issue_number,
+            body: body.to_owned(),
+            created_at: now.clone(),
+            updated_at: now,
+        });
+        id
+    }
+}
+
+async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = match req.into_body().collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let mut state = state.lock().expect("fake github state");
+    let spec = spec();
+    let mut violations = Vec::new();
+    let (answer, operation_id) = match spec.route(&method, &path) {
+        Err(message) => {
+            violations.push(message);
+            (Answer::error(404, "Not Found"), None)
+        }
+        Ok((op, path_params)) => {
+            let (answer, problems) =
+                check_and_answer(&mut state, spec, op, &path_params, &query, &headers, &body);
+            violations.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("{} {path}: {p}", op.id)),
+            );
+            if let Some(body) = &answer.body
+                && let Some(schema) = spec.response_schema(op, answer.status)
+            {
+                let mut errors = Vec::new();
+                spec.validate(schema, body, "$", &mut errors);
+                violations.extend(
+                    errors
+                        .into_iter()
+                        .map(|e| format!("{} {path}: response {}: {e}", op.id, answer.status)),
+                );
+            }
+            if op.responses.get(answer.status.to_string()).is_none()
+                && answer.status < 500
+                && answer.status != 404
+                && answer.status != 401
+                && answer.status != 403
+                && answer.status != 429
+            {
+                violations.push(format!(
+                    "{} {path}: the fake answered {} which the description does not declare",
+                    op.id, answer.status
+                ));
+            }
+            (answer, Some(op.id.clone()))
+        }
+    };
+    state.violations.extend(violations);
+    state.requests.push(RecordedRequest {
+        method,
+        path,
+        query,
+        operation_id,
+        headers,
+        body,
+        status: answer.status,
+    });
+    drop(state);
+    let mut response = Response::builder()
+        .status(StatusCode::from_u16(answer.status).expect("status code"))
+        .header("x-github-api-version-selected", "2022-11-28");
+    for (name, value) in &answer.headers {
+        response = response.header(name.as_str(), value.as_str());
+    }
+    let bytes = match &answer.body {
+        Some(body) => {
+            response = response.header("content-type", "application/json; charset=utf-8");
+            Bytes::from(body.to_string())
+        }
+        None => Bytes::new(),
+    };
+    response.body(Full::new(bytes)).expect("response")
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+fn check_query(
+    spec: &Spec,
+    op: &Operation,
+    query: &str,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let pairs = parse_query(query);
+    let mut query_values = BTreeMap::new();
+    for (name, raw) in &pairs {
+        match op
+            .params
+            .iter()
+            .find(|p| p.location == "query" && &p.name == name)
+        {
+            None => problems.push(format!(
+                "query parameter `{name}` is not in the description"
+            )),
+            Some(param) => {
+                let value = coerce(spec, &param.schema, raw);
+                let mut errors = Vec::new();
+                spec.validate(&param.schema, &value, &format!("query.{name}"), &mut errors);
+                problems.extend(errors);
+                if name == "per_page" && value.as_i64().is_some_and(|n| !(1..=100).contains(&n)) {
+                    problems.push(format!("query.per_page: {raw} is outside 1..=100"));
+                }
+                if query_values.insert(name.clone(), raw.clone()).is_some() {
+                    problems.push(format!("query parameter `{name}` repeated"));
+                }
+            }
+        }
+    }
+    for param in op
+        .params
+        .iter()
+        .filter(|p| p.location == "query" && p.required)
+    {
+        if !query_values.contains_key(&param.name) {
+            problems.push(format!("required query parameter `{}` missing", param.name));
+        }
+    }
+
+    query_values
+}
+
+fn check_and_answer(
+    state: &mut State,
+    spec: &Spec,
+    op: &Operation,
+    path_params: &BTreeMap<String, String>,
+    query: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> (Answer, Vec<String>) {
+    let mut problems = Vec::new();
+
+    // Headers GitHub expects from every client.
+    let versions = header(headers, "x-github-api-version");
+    if versions != ["2022-11-28"] {
+        problems.push(format!(
+            "X-GitHub-Api-Version must be sent once as 2022-11-28, got {versions:?}"
+        ));
+    }
+    if header(headers, "user-agent").is_empty() {
+        problems.push("no User-Agent header".to_owned());
+    }
+    if let Some(token) = &state.token {
+        let auth = header(headers, "authorization");
+        if auth != [format!("Bearer {token}").as_str()]
+            && auth != [format!("token {token}").as_str()]
+        {
+            problems.push("missing or wrong Authorization header".to_owned());
+            return (Answer::error(401, "Bad credentials"), problems);
+        }
+    }
+
+    // Path parameters.
+    for param in op.params.iter().filter(|p| p.location == "path") {
+        match path_params.get(&param.name) {
+            None => problems.push(format!("path parameter `{}` missing", param.name)),
+            Some(raw) => {
+                let value = coerce(spec, &param.schema, raw);
+                let mut errors = Vec::new();
+                spec.validate(
+                    &param.schema,
+                    &value,
+                    &format!("path.{}", param.name),
+                    &mut errors,
+                );
+                problems.extend(errors);
+            }
+        }
+    }
+
+    let query_values = check_query(spec, op, query, &mut problems);
+
+    // Body.
+    let json_body = if body.trim().is_empty() {
+        if op.body_required {
+            problems.push("request body is required".to_owned());
+        }
+        None
+    } else {
+        let content_type = header(headers, "content-type");
+        if !content_type
+            .iter()
+            .any(|c| c.starts_with("application/json"))
+        {
+            problems.push(format!("body sent with content-type {content_type:?}"));
+        }
+        match serde_json::from_str::<Value>(body) {
+            Err(e) => {
+                problems.push(format!("body is not JSON: {e}"));
+                None
+            }
+            Ok(value) => {
+                match &op.body_schema {
+                    Some(schema) => {
+                        let mut errors = Vec::new();
+                        spec.validate(schema, &value, "body", &mut errors);
+                        problems.extend(errors);
+                    }
+                    None => problems.push("this operation takes no request body".to_owned()),
+                }
+                Some(value)
+            }
+        }
+    };
+    if !problems.is_empty() {
+        return (
+            Answer::validation(&problems.join("; "), "request"),
+            problems,
+        );
+    }
+
+    if let Some(index) = state
+        .faults
+        .iter()
+        .position(|f| f.operation_id.as_deref().is_none_or(|id| id == op.id))
+        && let Some(fault) = state.faults.remove(index)
+    {
+        return (
+            Answer {
+                status: fault.status,
+                headers: fault.headers,
+                body: Some(fault.body),
+            },
+            problems,
+        );
+    }
+
+    let answer = dispatch(state, op, path_params, &query_values, json_body);
+    (answer, problems)
+}
+
+fn dispatch(
+    state: &mut State,
+    op: &Operation,
+    path_params: &BTreeMap<String, String>,
+    query_values: &BTreeMap<String, String>,
+    json_body: Option<Value>,
+) -> Answer {
+    let owner_ok = path_params
+        .get("owner")
+        .is_none_or(|o| o.eq_ignore_ascii_case(&state.owner))
+        && path_params
+            .get("repo")
+            .is_none_or(|r| r.eq_ignore_ascii_case(&state.repo));
+    if !owner_ok {
+        return Answer::error(404, "Not Found");
+    }
+    let body = json_body.unwrap_or(Value::Null);
+    let int = |name: &str| {
+        path_params
+            .get(name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    match op.id.as_str() {
+        "repos/create-deployment" => create_deployment(state, &body),
+        "repos/list-deployments" => list_deployments(state, query_values),
+        "repos/get-deployment" => match state
+            .deployments
+            .iter()
+            .find(|d| d.id == int("deployment_id"))
+        {
+            Some(d) => Answer::json(200, deployment_json(state, d)),
+            None => Answer::error(404, "Not Found"),
+        },
+        "repos/delete-deployment" => delete_deployment(state, int("deployment_id")),
+        "repos/create-deployment-status" => create_status(state, int("deployment_id"), &body),
+        "repos/list-deployment-statuses" => {
+            list_statuses(state, int("deployment_id"), query_values)
+        }
+        "issues/list-comments" => list_comments(state, int("issue_number"), query_values),
+        "issues/create-comment" => create_comment(state, int("issue_number"), &body),
+        "issues/update-comment" => update_comment(state, int("comment_id"), &body),
+        "issues/delete-comment" => {
+            let id = int("comment_id");
+            let before = state.comments.len();
+            state.comments.retain(|c| c.id != id);
+            if state.comments.len() == before {
+                Answer::error(404, "Not Found")
+            } else {
+                Answer::empty(204)
+            }
+        }
+        "actions/get-workflow-run" => match state.runs.get(&int("run_id")) {
+            Some(run) => Answer::json(200, run_json(state, run)),
+            None => Answer::error(404, "Not Found"),
+        },
+        "pulls/get" => match state.pulls.get(&int("pull_number")) {
+            Some(pull) => Answer::json(200, pull_json(state, pull, "pull-request")),
+            None => Answer::error(404, "Not Found"),
+        },
+        "pulls/list" => list_pulls(state, query_values),
+        other => Answer::error(501, &format!("the fake does not implement {other}")),
+    }
+}
+
+fn page_params(query: &BTreeMap<String, String>) -> (usize, usize) {
+    let per_page = query
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30usize)
+        .clamp(1, 100);
+    let page = query
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1usize)
+        .max(1);
+    (per_page, page)
+}
+
+/// Slices `items` for the requested page and builds GitHub's `Link` header.
+fn paginate(
+    state: &State,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    items: Vec<Value>,
+) -> Answer {
+    let (per_page, page) = page_params(query);
+    let total = items.len();
+    let last = total.div_ceil(per_page).max(1);
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let link_for = |n: usize| {
+        let mut q = query.clone();
+        q.insert("page".to_owned(), n.to_string());
+        q.insert("per_page".to_owned(), per_page.to_string());
+        let qs: Vec<String> = q
+            .iter()
+            .map(|(k, v)| format!("{k}={}", url_encode(v)))
+            .collect();
+        format!("<{}{path}?{}>", state.base, qs.join("&"))
+    };
+    let mut links = Vec::new();
+    if page < last {
+        links.push(format!("{}; rel=\"next\"", link_for(page + 1)));
+        links.push(format!("{}; rel=\"last\"", link_for(last)));
+    }
+    if page > 1 {
+        links.push(format!("{}; rel=\"first\"", link_for(1)));
+        links.push(format!("{}; rel=\"prev\"", link_for(page - 1)));
+    }
+    let mut answer = Answer::json(200, Value::Array(slice));
+    if !links.is_empty() {
+        answer.headers.push(("link".to_owned(), links.join(", ")));
+    }
+    answer
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+fn user_json(state: &State, login: &str, id: u64) -> Value {
+    let base = &state.base;
+    json!({
+        "login": login, "id": id, "node_id": format!("U_{id}"),
+        "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}"),
+        "gravatar_id": "", "url": format!("{base}/users/{login}"),
+        "html_url": format!("https://github.com/{login}"),
+        "followers_url": format!("{base}/users/{login}/followers"),
+        "following_url": format!("{base}/users/{login}/following{{/other_user}}"),
+        "gists_url": format!("{base}/users/{login}/gists{{/gist_id}}"),
+        "starred_url": format!("{base}/users/{login}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{base}/users/{login}/subscriptions"),
+        "organizations_url": format!("{base}/users/{login}/orgs"),
+        "repos_url": format!("{base}/users/{login}/repos"),
+        "events_url": format!("{base}/users/{login}/events{{/privacy}}"),
+        "received_events_url": format!("{base}/users/{login}/received_events"),
+        "type": if login.ends_with("[bot]") { "Bot" } else { "User" },
+        "site_admin": false
+    })
+}
+
+fn bot(state: &State) -> Value {
+    user_json(state, "github-actions[bot]", 41_898_282)
+}
+
+fn deployment_json(state: &State, d: &Deployment) -> Value {
+    let mut v = spec().example("deployment");
+    let url = format!("{}/deployments/{}", state.repo_api(), d.id);
+    let fields = json!({
+        "url": url, "id": d.id, "node_id": format!("DE_{}", d.id), "sha": d.sha, "ref": d.git_ref,
+        "task": d.task, "payload": d.payload, "original_environment": d.original_environment,
+        "environment": d.environment, "description": d.description, "creator": bot(state),
+        "created_at": d.created_at, "updated_at": d.updated_at,
+        "statuses_url": format!("{url}/statuses"), "repository_url": state.repo_api(),
+        "transient_environment": d.transient, "production_environment": d.production,
+        "performed_via_github_app": null
+    });
+    merge(&mut v, fields);
+    v
+}
+
+fn status_json(state: &State, s: &Status) -> Value {
+    let mut v = spec().example("deployment-status");
+    let deployment_url = format!("{}/deployments/{}", state.repo_api(), s.deployment_id);
+    let fields = json!({
+        "url": format!("{deployment_url}/statuses/{}", s.id), "id": s.id,
+        "node_id": format!("DES_{}", s.id), "state": s.state, "creator": bot(state),
+        "description": s.description, "environment": s.environment, "target_url": s.log_url,
+        "log_url": s.log_url, "environment_url": s.environment_url,
+        "created_at": s.created_at, "updated_at": s.created_at,
+        "deployment_url": deployment_url, "repository_url": state.repo_api(),
+        "performed_via_github_app": null
+    });
+    merge(&mut v, fields);
+    v
+}
+
+fn comment_json(state: &State, c: &Comment) -> Value {
+    let mut v = spec().example("issue-comment");
+    let fields = json!({
+        "id": c.id, "node_id": format!("IC_{}", c.id),
+        "url": format!("{}/issues/comments/{}", state.repo_api(), c.id),
+        "html_url": format!("https://github.com/{}/{}/pull/{}#issuecomment-{}", state.owner, state.repo, c.issue_number, c.id),
+        "body": c.body, "user": bot(state), "created_at": c.created_at, "updated_at": c.updated_at,
+        "issue_url": format!("{}/issues/{}", state.repo_api(), c.issue_number),
+        "author_association": "NONE"
+    });
+    merge(&mut v, fields);
+    v
+}
+
+fn run_json(state: &State, run: &RunSeed) -> Value {
+    let mut v = spec().example("workflow-run");
+    let url = format!("{}/actions/runs/{}", state.repo_api(), run.id);
+    let fields = json!({
+        "id": run.id, "status": run.status, "conclusion": run.conclusion,
+        "run_attempt": run.run_attempt, "head_sha": run.head_sha, "url": url,
+        "html_url": format!("https://github.com/{}/{}/actions/runs/{}", state.owner, state.repo, run.id)
+    });
+    merge(&mut v, fields);
+    v
+}
+
+fn pull_json(state: &State, p: &PullSeed, example: &str) -> Value {
+    let mut v = spec().example(example);
+    if let Value::Array(items) = v {
+        v = items.into_iter().next().unwrap_or(Value::Null);
+    }
+    let labels: Vec<Value> = p
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            json!({"id": i + 1, "node_id": format!("LA_{i}"), "url": format!("{}/labels/{name}", state.repo_api()),
+                   "name": name, "description": "", "color": "ededed", "default": false})
+        })
+        .collect();
+    let closed = p.state == "closed";
+    let fields = json!({
+        "number": p.number, "id": p.number + 100_000, "state": p.state, "title": p.title,
+        "url": format!("{}/pulls/{}", state.repo_api(), p.number),
+        "html_url": format!("https://github.com/{}/{}/pull/{}", state.owner, state.repo, p.number),
+        "draft": p.draft, "labels": labels, "updated_at": p.updated_at,
+        "requested_teams": [], "requested_reviewers": [],
+        "closed_at": if closed { Value::String(p.updated_at.clone()) } else { Value::Null },
+        "merged_at": if p.merged { Value::String(p.updated_at.clone()) } else { Value::Null },
+        "user": user_json(state, &p.user, 7),
+        "head": {"ref": p.head_ref, "sha": p.head_sha},
+        "base": {"ref": p.base_ref}
+    });
+    merge(&mut v, fields);
+    if example == "pull-request" {
+        merge(&mut v, json!({"merged": p.merged}));
+    }
+    v
+}
+
+/// Deep-merges `patch` into `target` (objects merge, everything else replaces).
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(&k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+fn is_sha(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn create_deployment(state: &mut State, body: &Value) -> Answer {
+    let git_ref = body["ref"].as_str().unwrap_or_default().to_owned();
+    // GitHub's defaults: auto_merge true merges the default branch in and answers 202 without a
+    // deployment; omitted required_contexts means every status context must be green.
+    if body.get("auto_merge") != Some(&Value::Bool(false)) {
+        return Answer::json(
+            202,
+            json!({"message": format!("Auto-merged main into {git_ref} on deployment.")}),
+        );
+    }
+    match body.get("required_contexts").and_then(Value::as_array) {
+        Some(contexts) if contexts.is_empty() => {}
+        _ => {
+            return Answer::json(
+                409,
+                json!({"message": "Conflict: Commit status checks failed for ".to_owned() + &git_ref + "."}),
+            );
+        }
+    }
+    let environment = body["environment"]
+        .as_str()
+        .unwrap_or("production")
+        .to_owned();
+    let id = state.id();
+    let now = state.now();
+    let deployment = Deployment {
+        id,
+        sha: if is_sha(&git_ref) {
+            git_ref.clone()
+        } else {
+            "0".repeat(40)
+        },
+        git_ref,
+        task: body["task"].as_str().unwrap_or("deploy").to_owned(),
+        original_environment: environment.clone(),
+        production: body["production_environment"]
+            .as_bool()
+            .unwrap_or(environment == "production"),
+        environment,
+        description: body["description"].as_str().map(str::to_owned),
+        payload: match &body["payload"] {
+            Value::Null => json!({}),
+            Value::String(s) if s.is_empty() => json!({}),
+            Value::String(s) => {
+                serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+            }
+            other => other.clone(),
+        },
+        transient: body["transient_environment"].as_bool().unwrap_or(false),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let answer = Answer::json(201, deployment_json(state, &deployment));
+    state.deployments.push(deployment);
+    answer
+}
+
+fn list_deployments(state: &State, query: &BTreeMap<String, String>) -> Answer {
+    let filter = |key: &str, value: &str| query.get(key).is_none_or(|q| q == value);
+    let items = state
+        .deployments
+        .iter()
+        .rev()
+        .filter(|d| {
+            filter("sha", &d.sha)
+                && filter("ref", &d.git_ref)
+                && filter("task", &d.task)
+                && filter("environment", &d.environment)
+        })
+        .map(|d| deployment_json(state, d))
+        .collect();
+    paginate(
+        state,
+        &format!("/repos/{}/{}/deployments", state.owner, state.repo),
+        query,
+        items,
+    )
+}
+
+fn last_state(state: &State, deployment_id: u64) -> Option<String> {
+    state
+        .statuses
+        .iter()
+        .rev()
+        .find(|s| s.deployment_id == deployment_id)
+        .map(|s| s.state.clone())
+}
+
+fn delete_deployment(state: &mut State, id: u64) -> Answer {
+    if !state.deployments.iter().any(|d| d.id == id) {
+        return Answer::error(404, "Not Found");
+    }
+    let only_one = state.deployments.len() == 1;
+    if !only_one && last_state(state, id).as_deref() != Some("inactive") {
+        return Answer::json(
+            422,
+            json!({"message": "We cannot delete an active deployment unless it is the only deployment in a given environment.", "documentation_url": "https://docs.github.com/rest"}),
+        );
+    }
+    state.deployments.retain(|d| d.id != id);
+    state.statuses.retain(|s| s.deployment_id != id);
+    Answer::empty(204)
+}
+
+fn create_status(state: &mut State, deployment_id: u64, body: &Value) -> Answer {
+    let Some(deployment) = state
+        .deployments
+        .iter()
+        .find(|d| d.id == deployment_id)
+        .cloned()
+    else {
+        return Answer::error(404, "Not Found");
+    };
+    let description = body["description"].as_str().unwrap_or_default().to_owned();
+    if description.chars().count() > 140 {
+        return Answer::validation(
+            "description is too long (maximum is 140 characters)",
+            "description",
+        );
+    }
+    let state_name = body["state"].as_str().unwrap_or_default().to_owned();
+    let environment = body["environment"].as_str().map_or_else(
+        || {
+            state
+                .statuses
+                .iter()
+                .rev()
+                .find(|s| s.deployment_id == deployment_id)
+                .map_or(deployment.environment.clone(), |s| s.environment.clone())
+        },
+        str::to_owned,
+    );
+    let log_url = body["log_url"]
+        .as_str()
+        .or_else(|| body["target_url"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let id = state.id();
+    let now = state.now();
+    let status = Status {
+        id,
+        deployment_id,
+        state: state_name.clone(),
+        description,
+        environment: environment.clone(),
+        log_url,
+        environment_url: body["environment_url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        created_at: now.clone(),
+    };
+    let answer = Answer::json(201, status_json(state, &status));
+    state.statuses.push(status);
+    if let Some(d) = state.deployments.iter_mut().find(|d| d.id == deployment_id) {
+        d.updated_at.clone_from(&now);
+    }
+    // auto_inactive (default true): prior non-transient, non-production deployments of the same
+    // environment whose last state was success get an inactive status.
+    if state_name == "success" && body["auto_inactive"].as_bool().unwrap_or(true) {
+        let targets: Vec<u64> = state
+            .deployments
+            .iter()
+            .filter(|d| {
+                d.id != deployment_id
+                    && d.environment == environment
+                    && !d.transient
+                    && !d.production
+            })
+            .map(|d| d.id)
+            .filter(|id| last_state(state, *id).as_deref() == Some("success"))
+            .collect();
+        for target in targets {
+            let id = state.id();
+            let now = state.now();
+            state.statuses.push(Status {
+                id,
+                deployment_id: target,
+                state: "inactive".to_owned(),
+                description: String::new(),
+                environment: environment.clone(),
+                log_url: String::new(),
+                environment_url: String::new(),
+                created_at: now,
+            });
+        }
+    }
+    let location = format!(
+        "{}/deployments/{deployment_id}/statuses/{id}",
+        state.repo_api()
+    );
+    let mut answer = answer;
+    answer.headers.push(("location".to_owned(), location));
+    answer
+}
+
+fn list_statuses(state: &State, deployment_id: u64, query: &BTreeMap<String, String>) -> Answer {
+    if !state.deployments.iter().any(|d| d.id == deployment_id) {
+        return Answer::error(404, "Not Found");
+    }
+    let items = state
+        .statuses
+        .iter()
+        .rev()
+        .filter(|s| s.deployment_id == deployment_id)
+        .map(|s| status_json(state, s))
+        .collect();
+    paginate(
+        state,
+        &format!(
+            "/repos/{}/{}/deployments/{deployment_id}/statuses",
+            state.owner, state.repo
+        ),
+        query,
+        items,
+    )
+}
+
+fn list_comments(state: &State, issue: u64, query: &BTreeMap<String, String>) -> Answer {
+    let items = state
+        .comments
+        .iter()
+        .filter(|c| c.issue_number == issue)
+        .map(|c| comment_json(state, c))
+        .collect();
+    paginate(
+        state,
+        &format!(
+            "/repos/{}/{}/issues/{issue}/comments",
+            state.owner, state.repo
+        ),
+        query,
+        items,
+    )
+}
+
+const COMMENT_LIMIT: usize = 65_536;
+
+fn create_comment(state: &mut State, issue: u64, body: &Value) -> Answer {
+    let text = body["body"].as_str().unwrap_or_default().to_owned();
+    if text.chars().count() > COMMENT_LIMIT {
+        return Answer::validation("body is too long (maximum is 65536 characters)", "body");
+    }
+    let id = state.id();
+    let now = state.now();
+    let comment = Comment {
+        id,
+        issue_number: issue,
+        body: text,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let mut answer = Answer::json(201, comment_json(state, &comment));
+    answer.headers.push((
+        "location".to_owned(),
+        format!("{}/issues/comments/{id}", state.repo_api()),
+    ));
+    state.comments.push(comment);
+    answer
+}
+
+fn update_comment(state: &mut State, id: u64, body: &Value) -> Answer {
+    let text = body["body"].as_str().unwrap_or_default().to_owned();
+    if text.chars().count() > COMMENT_LIMIT {
+        return Answer::validation("body is too long (maximum is 65536 characters)", "body");
+    }
+    let now = state.now();
+    let Some(comment) = state.comments.iter_mut().find(|c| c.id == id) else {
+        return Answer::error(404, "Not Found");
+    };
+    comment.body = text;
+    comment.updated_at = now;
+    let comment = comment.clone();
+    Answer::json(200, comment_json(state, &comment))
+}
+
+fn list_pulls(state: &State, query: &BTreeMap<String, String>) -> Answer {
+    let wanted = query.get("state").map_or("open", String::as_str);
+    let items = state
+        .pulls
+        .values()
+        .rev()
+        .filter(|p| wanted == "all" || p.state == wanted)
+        .map(|p| pull_json(state, p, "pull-request-simple-items"))
+        .collect();
+    paginate(
+        state,
+        &format!("/repos/{}/{}/pulls", state.owner, state.repo),
+        query,
+        items,
+    )
+}
