@@ -649,3 +649,33 @@ fn type_errors_use_ruby_messages() {
     let e = err("<%= 1 / 0 %>", &no_env());
     assert_eq!(e.kind, ErrorKind::Raised("ZeroDivisionError".into()));
 }
+
+#[test]
+fn rejection_messages_for_the_corpus_constructs() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "<% require_relative \"config/application\" %>",
+            "config/deploy.yml:1:4: unsupported ERB expression `require_relative \"config/application\"`: `require_relative` runs Ruby or programs in ways dhow cannot reproduce",
+        ),
+        (
+            "<%\nrequire File.expand_path(\"app/lib/hetzner_deploy_config.rb\", Dir.pwd)\n%>",
+            "config/deploy.yml:2:1: unsupported ERB expression `require File.expand_path(\"app/lib/hetzner_deploy_config.rb\", Dir.pwd)`: `require \"/work/app/app/lib/hetzner_deploy_config.rb\"` loads Ruby code dhow cannot run; dhow supports require of dotenv, json, yaml, erb, English, psych, set, securerandom, shellwords",
+        ),
+        (
+            "dockerfile: <%= File.join(Gem::Specification.find_by_name(\"fizzy-saas\").gem_dir, \"Dockerfile\") %>",
+            "config/deploy.yml:1:27: unsupported ERB expression `Gem::Specification`: `Gem::Specification` reads installed Ruby gems; dhow does not run Ruby, so it has no gems (under Kamal this fails too unless the gem is installed)",
+        ),
+        (
+            "<% ENV[\"X\"] = Rails.application.credentials.aws!.fetch(:x) %>",
+            "config/deploy.yml:1:15: unsupported ERB expression `Rails`: `Rails` belongs to the Rails application, which Kamal does not load either (Ruby raises NameError: uninitialized constant Rails); read the value from ENV or a secret instead",
+        ),
+        (
+            "a: <%= ENV['A'].gsub(/x/, '') %>",
+            "config/deploy.yml:1:22: unsupported ERB expression `/`: regular expressions are not supported in ERB",
+        ),
+    ];
+    for (template, expected) in cases {
+        let e = err(template, &no_env());
+        assert_eq!(e.to_string(), *expected);
+    }
+}

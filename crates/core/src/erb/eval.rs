@@ -728,14 +728,23 @@ impl Interp<'_, '_, '_, '_> {
                 Some("add `require \"dotenv\"` before using Dotenv".to_owned()),
             ));
         }
-        Err(self.unsupported(
-            node,
-            format!(
+        let reason = match path.first().map(String::as_str) {
+            Some("Gem" | "Bundler") => format!(
+                "`{name}` reads installed Ruby gems; dhow does not run Ruby, so it has no gems \
+                 (under Kamal this fails too unless the gem is installed)"
+            ),
+            Some("Rails" | "ActiveRecord" | "ActiveSupport") => format!(
+                "`{name}` belongs to the Rails application, which Kamal does not load either \
+                 (Ruby raises NameError: uninitialized constant {name}); read the value from ENV \
+                 or a secret instead"
+            ),
+            _ => format!(
                 "`{name}` is not a constant dhow knows; Ruby raises NameError (uninitialized \
                  constant {name}) unless application code defines it, and dhow cannot load \
                  application code"
             ),
-        ))
+        };
+        Err(self.unsupported(node, reason))
     }
 
     fn interpolate(&mut self, parts: &[Part]) -> R<String> {
