@@ -38,8 +38,20 @@ fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join("bin")).expect("bin");
     fs::create_dir_all(dir.path().join(".kamal")).expect(".kamal");
+    fs::create_dir_all(dir.path().join("config")).expect("config");
+    fs::write(dir.path().join("config/deploy.yml"), CONFIG).expect("deploy.yml");
+    for destination in ["staging", "production"] {
+        fs::write(
+            dir.path().join(format!("config/deploy.{destination}.yml")),
+            "servers: [10.0.0.2]\n",
+        )
+        .expect("destination config");
+    }
     dir
 }
+
+const CONFIG: &str = "service: app\nimage: app\nservers: [10.0.0.1]\n\
+                      registry: {username: u, password: p}\nbuilder: {arch: amd64}\n";
 
 #[test]
 fn fetch_prints_values_on_stdout_only() {
@@ -169,4 +181,33 @@ fn print_reads_common_then_main_or_destination() {
         (out.status.code(), text(&out.stdout)),
         (Some(0), "A=common\nB=common\n".to_owned())
     );
+}
+
+#[test]
+fn print_follows_secrets_path_from_the_configuration() {
+    let dir = setup();
+    fs::write(
+        dir.path().join("config/deploy.yml"),
+        format!("{CONFIG}secrets_path: config/vault\n"),
+    )
+    .expect("deploy.yml");
+    fs::write(dir.path().join(".kamal/secrets"), "IGNORED=1\n").expect("write");
+    fs::write(
+        dir.path().join("config/vault"),
+        "FROM_VAULT=$CANARY_FROM_ENV\n",
+    )
+    .expect("write");
+    let out = dhow(dir.path(), &["secrets", "print"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("FROM_VAULT={CANARY}\n"));
+    assert_eq!(text(&out.stderr), "");
+
+    fs::remove_file(dir.path().join("config/deploy.yml")).expect("remove");
+    let out = dhow(dir.path(), &["secrets", "print"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no configuration, as with kamal secrets print"
+    );
+    assert!(!text(&out.stderr).contains(CANARY));
 }

@@ -2,7 +2,7 @@
 //! needs secrets (`load`). The work is in `dhow_core::secrets`; this module reads files, runs
 //! processes through `LocalRunner` and hands text to the printer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dhow_core::secrets::{self, FetchRequest, Secrets, SecretsFile};
 
@@ -10,9 +10,7 @@ use crate::cli::{GlobalArgs, SecretsCommand};
 use crate::error::Error;
 use crate::local::{LocalRunner, process_env};
 use crate::printer::Printer;
-
-/// Kamal's default `secrets_path`.
-pub const DEFAULT_SECRETS_PATH: &str = ".kamal/secrets";
+use crate::settings;
 
 pub fn run(command: SecretsCommand, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
     match command {
@@ -42,9 +40,10 @@ pub fn run(command: SecretsCommand, global: &GlobalArgs, printer: Printer) -> Re
             Ok(())
         }
         SecretsCommand::Print => {
-            let files =
-                secrets::secrets_filenames(DEFAULT_SECRETS_PATH, global.destination.as_deref());
-            let loaded = load(&files)?;
+            // Like `kamal secrets print`: the configuration names the files (`secrets_path`).
+            let env = process_env();
+            let loaded = settings::load_config(global, &env, Path::new("."))?;
+            let loaded = load(&loaded.config.secrets_files())?;
             let lines = loaded.print_lines();
             if !lines.expose().is_empty() {
                 printer.data(lines.expose());
