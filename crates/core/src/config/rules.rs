@@ -183,7 +183,10 @@ fn role_span(config: &Config, role: &str) -> Option<Span> {
 /// prerelease, which sorts before the release.
 fn gem_segments(version: &str) -> Option<Vec<Result<u64, String>>> {
     let v = version.trim();
-    if v.is_empty()
+    if v.is_empty() {
+        return Some(Vec::new());
+    }
+    if !v.starts_with(|c: char| c.is_ascii_digit())
         || !v
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
@@ -392,6 +395,8 @@ mod tests {
         assert_eq!(gem_greater("2.11.0.rc1", "2.11.0"), Some(false));
         assert_eq!(gem_greater("1.3.0", "2.11.0"), Some(false));
         assert_eq!(gem_greater("x y", "2.11.0"), None);
+        assert_eq!(gem_greater("foo", "2.11.0"), None);
+        assert_eq!(gem_greater("", "2.11.0"), Some(false));
     }
 
     #[test]
