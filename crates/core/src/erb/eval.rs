@@ -414,6 +414,22 @@ impl Interp<'_, '_, '_, '_> {
         )
     }
 
+    /// Ruby's `rb_cmperr`: special constants and floats are shown with `inspect`, other values
+    /// by class.
+    fn comparison_failed(&self, node: &Node, class: &str, other: &Value) -> Flow {
+        let shown = match other {
+            Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Sym(_) => {
+                other.inspect()
+            }
+            _ => other.class_name().to_owned(),
+        };
+        self.raise(
+            node,
+            "ArgumentError",
+            format!("comparison of {class} with {shown} failed"),
+        )
+    }
+
     fn type_error(&self, node: &Node, message: impl Into<String>) -> Flow {
         self.raise(node, "TypeError", message)
     }
@@ -1205,12 +1221,6 @@ impl Interp<'_, '_, '_, '_> {
             "blank?" if args.is_empty() => return Ok(Value::Bool(recv.blank())),
             "present?" if args.is_empty() => return Ok(Value::Bool(!recv.blank())),
             "freeze" | "dup" | "clone" | "itself" if args.is_empty() => return Ok(recv),
-            "frozen?" if args.is_empty() => {
-                return Ok(Value::Bool(!matches!(
-                    recv,
-                    Value::Array(_) | Value::Hash(_)
-                )));
-            }
             "to_json" if args.is_empty() => {
                 if let Some(json) = recv.to_json() {
                     return Ok(Value::Str(json));
@@ -1474,11 +1484,7 @@ impl Interp<'_, '_, '_, '_> {
             "<" | ">" | "<=" | ">=" => {
                 self.arg_count(node, args, 1, 1)?;
                 let Value::Str(other) = &args[0] else {
-                    return Err(self.raise(
-                        node,
-                        "ArgumentError",
-                        format!("comparison of String with {} failed", args[0].inspect()),
-                    ));
+                    return Err(self.comparison_failed(node, "String", &args[0]));
                 };
                 Value::Bool(match name {
                     "<" => s.as_str() < other.as_str(),
@@ -1575,10 +1581,14 @@ impl Interp<'_, '_, '_, '_> {
                     Value::Int(j) => self.int_op(node, i, j, name)?,
                     #[expect(clippy::cast_precision_loss, reason = "Ruby coerces to Float")]
                     Value::Float(f) => self.float_op(node, i as f64, f, name)?,
+                    o if matches!(name, "<" | ">" | "<=" | ">=") => {
+                        return Err(self.comparison_failed(node, "Integer", &o));
+                    }
+                    _ if name == "<=>" => Value::Nil,
                     o => {
                         return Err(self.type_error(
                             node,
-                            format!("{} can't be coerced into Integer", o.class_name()),
+                            format!("{} can't be coerced into Integer", o.conversion_name()),
                         ));
                     }
                 }
@@ -1666,10 +1676,14 @@ impl Interp<'_, '_, '_, '_> {
                     #[expect(clippy::cast_precision_loss, reason = "Ruby coerces to Float")]
                     Value::Int(i) => *i as f64,
                     Value::Float(g) => *g,
+                    o if matches!(name, "<" | ">" | "<=" | ">=") => {
+                        return Err(self.comparison_failed(node, "Float", o));
+                    }
+                    _ if name == "<=>" => return Ok(Value::Nil),
                     o => {
                         return Err(self.type_error(
                             node,
-                            format!("{} can't be coerced into Float", o.class_name()),
+                            format!("{} can't be coerced into Float", o.conversion_name()),
                         ));
                     }
                 };

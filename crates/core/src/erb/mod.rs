@@ -33,7 +33,7 @@
 //!   `downcase`, `capitalize`, `to_s`, `to_str`, `to_i`, `to_f`, `to_sym`, `empty?`, `nil?`,
 //!   `length`, `size`, `start_with?`, `end_with?`, `include?`, `tr`, `delete`, `sub`, `gsub` (with
 //!   string patterns), `split`, `lines`, `chars`, `[]` (index, range, start+length, substring),
-//!   `+`, `*`, `inspect`, `to_json`, `is_a?`/`kind_of?`, `freeze`, `dup`, `frozen?`, `itself`;
+//!   `+`, `*`, `inspect`, `to_json`, `is_a?`/`kind_of?`, `freeze`, `dup`, `itself`;
 //!   `ActiveSupport`'s `presence`, `blank?`, `present?`; on arrays and hashes the usual readers
 //!   (`first`, `last`, `join`, `compact`, `flatten`, `uniq`, `include?`, `keys`, `values`,
 //!   `fetch`, `dig`, `[]`, ...); on integers arithmetic, `to_s`, `to_i`, `zero?`.

@@ -643,6 +643,23 @@ impl<'s, 'a> Parser<'s, 'a> {
             let inner = self.parse_unary()?;
             return Ok(self.node(NodeKind::Not(Box::new(inner)), start));
         }
+        if self.is_op("-")
+            && matches!(self.tok_at(1), Tok::Int(_) | Tok::Float(_))
+            && !self.tokens[(self.pos + 1).min(self.tokens.len() - 1)].space_before
+        {
+            // A negative literal: `-7.to_s` is `(-7).to_s`, but `-2 ** 2` is `-(2 ** 2)`.
+            self.advance();
+            if !matches!(self.tok_at(1), Tok::Op("**")) {
+                let literal = &mut self.tokens[self.pos];
+                literal.tok = match literal.tok {
+                    Tok::Int(i) => Tok::Int(-i),
+                    Tok::Float(f) => Tok::Float(-f),
+                    ref other => other.clone(),
+                };
+                literal.start = start;
+                return self.parse_unary();
+            }
+        }
         if self.is_op("-") {
             self.advance();
             let inner = self.parse_unary()?;

@@ -4,7 +4,7 @@
 #
 #   crates/core/tests/erb_golden/generate.sh [CASES_DIR [EXPECTED_DIR]]
 #
-# Every `CASES_DIR/*.yml` template is rendered once per environment file `env-*` (KEY=VALUE lines),
+# Every file in CASES_DIR is rendered once per environment file `env-*` (KEY=VALUE lines),
 # with `ERB.new(template, trim_mode: "-").result` exactly as Kamal renders config files. Shell
 # commands (backticks, %x()) are answered from `commands.tsv` (command<TAB>output, `\n` escapes) or
 # with "ran: <command>\n", the same fake the Rust test uses. Files read by templates come from
