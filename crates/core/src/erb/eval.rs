@@ -1191,10 +1191,6 @@ impl Interp<'_, '_, '_, '_> {
 
     // ----- methods on values ------------------------------------------------------------------
 
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one dispatch over the methods every object has"
-    )]
     fn call_method(
         &mut self,
         node: &Node,
