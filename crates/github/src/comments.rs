@@ -12,10 +12,17 @@ pub const COMMENT_LIMIT: usize = 65_536;
 
 /// The hidden marker that identifies dhow's sticky comment for `key` (e.g. `preview`).
 pub fn sticky_marker(key: &str) -> String {
-    let key: String = key
+    let mut clean = String::new();
+    for c in key
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
-        .collect();
+    {
+        // `--` may not appear inside an HTML comment.
+        if !(c == '-' && clean.ends_with('-')) {
+            clean.push(c);
+        }
+    }
+    let key = clean;
     format!("<!-- dhow:sticky:{key} -->")
 }
 

@@ -159,6 +159,54 @@ impl Spec {
         &self.operations
     }
 
+    /// The operation with this id.
+    pub fn operation(&self, id: &str) -> Option<&Operation> {
+        self.operations.iter().find(|op| op.id == id)
+    }
+
+    /// A reference to a component schema, to validate against.
+    pub fn component_schema(name: &str) -> Value {
+        json!({ "$ref": format!("#/components/schemas/{name}") })
+    }
+
+    /// The JSON request body schema of an operation.
+    pub fn request_schema(&self, operation_id: &str) -> Option<&Value> {
+        self.operation(operation_id)?.body_schema.as_ref()
+    }
+
+    /// The JSON schema of a response of an operation.
+    pub fn response_schema_of(&self, operation_id: &str, status: u16) -> Option<&Value> {
+        self.response_schema(self.operation(operation_id)?, status)
+    }
+
+    /// The example values a response of an operation documents (`$ref`s resolved).
+    pub fn response_examples(&self, operation_id: &str, status: u16) -> Vec<(String, Value)> {
+        let Some(op) = self.operation(operation_id) else {
+            return Vec::new();
+        };
+        let Some(response) = op.responses.get(status.to_string()) else {
+            return Vec::new();
+        };
+        let response = resolve(&self.doc, response);
+        response["content"]["application/json"]["examples"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, example)| (name.clone(), resolve(&self.doc, example)["value"].clone()))
+            .filter(|(_, value)| !value.is_null())
+            .collect()
+    }
+
+    /// The operation id and decoded path parameters for a method and path, or why none matches.
+    pub fn match_route(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<(String, BTreeMap<String, String>), String> {
+        self.route(method, path)
+            .map(|(op, params)| (op.id.clone(), params))
+    }
+
     /// Finds the operation for a method and path; returns it with its decoded path parameters.
     /// A path that matches a template under another method is reported as such.
     fn route(
