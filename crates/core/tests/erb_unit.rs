@@ -679,3 +679,15 @@ fn rejection_messages_for_the_corpus_constructs() {
         assert_eq!(e.to_string(), *expected);
     }
 }
+
+#[test]
+fn standard_library_classes_are_named_as_such() {
+    let e = err("version: <%= Time.now.to_i %>", &no_env());
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert_eq!(e.expression, "Time");
+    assert!(
+        e.message.contains("part of Ruby's standard library"),
+        "{}",
+        e.message
+    );
+}

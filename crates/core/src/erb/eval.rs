@@ -749,6 +749,17 @@ impl Interp<'_, '_, '_, '_> {
                 "`{name}` reads installed Ruby gems; dhow does not run Ruby, so it has no gems \
                  (under Kamal this fails too unless the gem is installed)"
             ),
+            Some(
+                "Time" | "Date" | "DateTime" | "SecureRandom" | "Socket" | "Etc" | "Process" | "IO"
+                | "Open3" | "Net" | "URI" | "Base64" | "Digest" | "OpenSSL" | "Struct" | "Math"
+                | "Random" | "Regexp" | "Range" | "Set" | "Pathname" | "FileUtils" | "Shellwords"
+                | "ERB" | "Thread" | "Comparable" | "Enumerable" | "Marshal" | "ObjectSpace"
+                | "Signal" | "GC" | "RbConfig" | "Encoding" | "StringIO" | "CSV" | "Zlib"
+                | "Benchmark" | "Logger" | "Timeout" | "Resolv" | "IPAddr",
+            ) => format!(
+                "`{name}` is part of Ruby's standard library, but not of the subset dhow's ERB \
+                 interprets"
+            ),
             Some("Rails" | "ActiveRecord" | "ActiveSupport") => format!(
                 "`{name}` belongs to the Rails application, which Kamal does not load either \
                  (Ruby raises NameError: uninitialized constant {name}); read the value from ENV \
