@@ -525,3 +525,29 @@ fn docs_sections() {
             .starts_with("# Kamal Configuration")
     );
 }
+
+#[test]
+fn secret_references_name_every_secret_and_where() {
+    let c = ok(
+        "servers:\n  web:\n    hosts: [a]\n    env: {secret: [ROLE_S]}\nenv:\n  secret: [DB_PASSWORD:MAIN_DB]\n  tags:\n    t: {secret: [TAG_S]}\nproxy:\n  host: x\n  ssl: {certificate_pem: CERT, private_key_pem: KEY}\nbuilder:\n  arch: amd64\n  secrets: [GITHUB_TOKEN]\nssh:\n  key_data: [SSH_KEY]\naccessories:\n  db:\n    image: x\n    host: a\n    env: {secret: [MYSQL_PASSWORD]}\n    registry: {server: r.io, username: [R_USER], password: [R_PASS]}\n",
+    );
+    let refs: Vec<(String, String)> = c.secret_references();
+    let expect = |s: &str, p: &str| {
+        assert!(
+            refs.contains(&(s.to_string(), p.to_string())),
+            "{s} at {p} in {refs:?}"
+        );
+    };
+    expect("KAMAL_REGISTRY_PASSWORD", "registry/password");
+    expect("MAIN_DB", "env/secret");
+    expect("TAG_S", "env/tags/t/secret");
+    expect("ROLE_S", "servers/web/env/secret");
+    expect("CERT", "servers/web/proxy/ssl/certificate_pem");
+    expect("KEY", "servers/web/proxy/ssl/private_key_pem");
+    expect("MYSQL_PASSWORD", "accessories/db/env/secret");
+    expect("R_USER", "accessories/db/registry/username");
+    expect("R_PASS", "accessories/db/registry/password");
+    expect("GITHUB_TOKEN", "builder/secrets");
+    expect("SSH_KEY", "ssh/key_data");
+    assert!(!refs.iter().any(|(s, _)| s == "user" || s == "DB_PASSWORD"));
+}

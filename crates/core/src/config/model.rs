@@ -1101,6 +1101,87 @@ impl Config {
         vec![format!("{}-common", self.secrets_path), second]
     }
 
+    /// Every secret the configuration refers to, with the key path that refers to it, in file
+    /// order: registry credentials written as `[NAME]`, env `secret` lists (root, roles, tags,
+    /// accessories; aliases resolved to the secret read), `builder.secrets`, `ssh.key_data` and
+    /// custom TLS PEMs. The names are what a missing-secret error should mention.
+    pub fn secret_references(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut add = |secret: &str, path: String| {
+            if !out.iter().any(|(s, p)| s == secret && *p == path) {
+                out.push((secret.to_string(), path));
+            }
+        };
+        let registry_refs = |registry: &Registry, base: &str, add: &mut dyn FnMut(&str, String)| {
+            for (key, cred) in [
+                ("username", &registry.username),
+                ("password", &registry.password),
+            ] {
+                if let Some(Credential::Secret(name)) = cred {
+                    add(name, format!("{base}/{key}"));
+                }
+            }
+        };
+        registry_refs(&self.registry, "registry", &mut add);
+        for s in self.env.secrets() {
+            add(&s.secret, "env/secret".into());
+        }
+        for (tag, env) in &self.env_tags {
+            for s in env.secrets() {
+                add(&s.secret, format!("env/tags/{tag}/secret"));
+            }
+        }
+        for role in &self.roles {
+            for s in role.specialized_env.secrets() {
+                add(&s.secret, format!("servers/{}/env/secret", role.name));
+            }
+            if let Some(Ssl::Custom {
+                certificate_pem,
+                private_key_pem,
+            }) = role.proxy.as_ref().map(Proxy::ssl)
+            {
+                add(
+                    &certificate_pem,
+                    format!("servers/{}/proxy/ssl/certificate_pem", role.name),
+                );
+                add(
+                    &private_key_pem,
+                    format!("servers/{}/proxy/ssl/private_key_pem", role.name),
+                );
+            }
+        }
+        for accessory in &self.accessories {
+            let base = format!("accessories/{}", accessory.name);
+            for s in accessory.env.secrets() {
+                add(&s.secret, format!("{base}/env/secret"));
+            }
+            if let Some(registry) = &accessory.registry {
+                registry_refs(registry, &format!("{base}/registry"), &mut add);
+            }
+            if let Some(Ssl::Custom {
+                certificate_pem,
+                private_key_pem,
+            }) = accessory.proxy.as_ref().map(Proxy::ssl)
+            {
+                add(
+                    &certificate_pem,
+                    format!("{base}/proxy/ssl/certificate_pem"),
+                );
+                add(
+                    &private_key_pem,
+                    format!("{base}/proxy/ssl/private_key_pem"),
+                );
+            }
+        }
+        for name in &self.builder.secrets {
+            add(name, "builder/secrets".into());
+        }
+        for name in &self.ssh.key_data {
+            add(name, "ssh/key_data".into());
+        }
+        out
+    }
+
     /// Kamal's error for legacy Traefik hook files: pass the file names found in `hooks_path`.
     pub fn check_hook_files(&self, names: &[String]) -> Result<(), Box<super::error::ConfigError>> {
         let found: Vec<&str> = ["pre-traefik-reboot", "post-traefik-reboot"]
