@@ -29,6 +29,7 @@ pub mod error;
 pub mod fan_out;
 pub mod host_key;
 pub mod known_hosts;
+pub mod lines;
 pub mod pool;
 pub mod session;
 pub mod settings;
@@ -41,6 +42,7 @@ pub use host_key::{
     LearnedHostKey,
 };
 pub use known_hosts::{HostKey, KnownHosts};
+pub use lines::OutputLines;
 pub use pool::{Pool, PoolLimits};
 pub use session::{JumpHost, Proxy, SshOptions, SshSession, Target};
 pub use settings::{LocalSsh, SshSettingsError, resolve_key_data, ssh_settings};
