@@ -5,6 +5,7 @@
 pub mod app;
 pub mod audit;
 pub mod lock;
+pub mod proxy;
 pub mod prune;
 pub mod registry;
 pub mod server;

@@ -1,0 +1,355 @@
+//! The proxy container on each host (Kamal 2.11's `commands/proxy.rb` with
+//! `configuration/proxy/{run,boot}.rb`): `docker run` from `proxy.run` or from the legacy boot
+//! files, start/stop, version, logs, removal and the `.kamal/proxy` directories.
+
+use crate::cmd::Command;
+use crate::config::ProxyRun;
+
+use super::app::option_args;
+use super::scope::RUN_DIRECTORY;
+
+/// The proxy container's name.
+pub const CONTAINER: &str = "kamal-proxy";
+/// The oldest kamal-proxy image Kamal accepts.
+pub const MINIMUM_VERSION: &str = "v0.9.2";
+const CONFIG_VOLUME: &str = "kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy";
+const APPS_CONTAINER_DIRECTORY: &str = "/home/kamal-proxy/.apps-config";
+const IMAGE_TITLE_FILTER: &str = "label=org.opencontainers.image.title=kamal-proxy";
+
+/// `.kamal/proxy`.
+pub fn host_directory() -> String {
+    format!("{RUN_DIRECTORY}/proxy")
+}
+
+/// `.kamal/proxy/apps-config`, bind-mounted into the proxy.
+pub fn apps_directory() -> String {
+    format!("{}/apps-config", host_directory())
+}
+
+fn apps_volume_args() -> [String; 2] {
+    [
+        "--volume".to_owned(),
+        format!("$PWD/{}:{APPS_CONTAINER_DIRECTORY}", apps_directory()),
+    ]
+}
+
+/// `[ip:]port:80` and `[ip:]port:443` per bind IP (IPv6 in brackets).
+fn publish_args(run: &ProxyRun) -> Vec<String> {
+    if !run.publish() {
+        return Vec::new();
+    }
+    let bind_ips = run.bind_ips();
+    let ips: Vec<Option<String>> = if bind_ips.is_empty() {
+        vec![None]
+    } else {
+        bind_ips.into_iter().map(Some).collect()
+    };
+    let mut words = Vec::new();
+    for ip in ips {
+        let prefix = ip
+            .map(|ip| {
+                if ip.contains(':') && !ip.starts_with('[') {
+                    format!("[{ip}]:")
+                } else {
+                    format!("{ip}:")
+                }
+            })
+            .unwrap_or_default();
+        words.extend([
+            "--publish".to_owned(),
+            format!("{prefix}{}:80", run.http_port()),
+            "--publish".to_owned(),
+            format!("{prefix}{}:443", run.https_port()),
+        ]);
+    }
+    words
+}
+
+/// `kamal-proxy run [--debug] [--metrics-port "<p>"]`.
+fn run_command(run: &ProxyRun) -> Vec<String> {
+    let mut words = vec!["kamal-proxy".to_owned(), "run".to_owned()];
+    if run.debug() {
+        words.push("--debug".to_owned());
+    }
+    if let Some(port) = run.metrics_port() {
+        words.push("--metrics-port".to_owned());
+        words.push(format!("\"{port}\""));
+    }
+    words
+}
+
+/// `docker run --name kamal-proxy ...` for a host: from `proxy.run` when the config has one,
+/// else from the legacy boot files on the host (`.kamal/proxy/{options,image,...}`).
+pub fn run(run: Option<&ProxyRun>) -> Command {
+    let base = Command::from_words([
+        "docker",
+        "run",
+        "--name",
+        CONTAINER,
+        "--network",
+        "kamal",
+        "--detach",
+        "--restart",
+        "unless-stopped",
+        "--volume",
+        CONFIG_VOLUME,
+    ]);
+    match run {
+        Some(run) => {
+            let mut command = base.args(apps_volume_args()).args(publish_args(run));
+            let log_max_size = run.log_max_size();
+            if !log_max_size.is_empty() {
+                command =
+                    command.args(["--log-opt".to_owned(), format!("max-size={log_max_size}")]);
+            }
+            if let Some(port) = run.metrics_port() {
+                command = command.arg(format!("--expose={port}"));
+            }
+            command
+                .args(option_args(run.options(), false))
+                .arg(run.image())
+                .args(run_command(run))
+        }
+        None => Command::combine(
+            [
+                boot_config(),
+                Command::new("xargs")
+                    .tokens(base.args(apps_volume_args()).as_tokens().iter().cloned()),
+            ],
+            "|",
+        ),
+    }
+}
+
+/// `echo $(cat .kamal/proxy/options ...) $(cat image):$(cat image_version) $(cat run_command)`.
+pub fn boot_config() -> Command {
+    let read = |file: &str, default: &str| {
+        format!(
+            "$(cat {}/{file} 2> /dev/null || echo \"{default}\")",
+            host_directory()
+        )
+    };
+    Command::from_words([
+        "echo".to_owned(),
+        format!(
+            "{} {}:{} {}",
+            read(
+                "options",
+                "--publish 80:80 --publish 443:443 --log-opt max-size=10m"
+            ),
+            read("image", "basecamp/kamal-proxy"),
+            read("image_version", MINIMUM_VERSION),
+            read("run_command", "")
+        ),
+    ])
+}
+
+/// `docker container start kamal-proxy`.
+pub fn start() -> Command {
+    Command::from_words(["docker", "container", "start", CONTAINER])
+}
+
+/// `docker container stop kamal-proxy`.
+pub fn stop() -> Command {
+    Command::from_words(["docker", "container", "stop", CONTAINER])
+}
+
+/// `docker container start kamal-proxy || docker run ...`: boot. An existing container is
+/// started as it is (use reboot to change its settings).
+pub fn start_or_run(config_run: Option<&ProxyRun>) -> Command {
+    Command::combine([start(), run(config_run)], "||")
+}
+
+/// `docker ps --filter 'name=^kamal-proxy$'`.
+pub fn info() -> Command {
+    Command::from_words(["docker", "ps", "--filter", "'name=^kamal-proxy$'"])
+}
+
+/// The running proxy's image tag: `docker inspect kamal-proxy --format '{{.Config.Image}}' | awk -F: '{print $NF}'`.
+pub fn version() -> Command {
+    Command::combine(
+        [
+            Command::from_words([
+                "docker",
+                "inspect",
+                CONTAINER,
+                "--format '{{.Config.Image}}'",
+            ]),
+            Command::from_words(["awk", "-F:", "'{print $NF}'"]),
+        ],
+        "|",
+    )
+}
+
+/// `docker logs kamal-proxy [--since S] [--tail N] [--timestamps] 2>&1 [| grep 'g' [opts]]`.
+pub fn logs(
+    timestamps: bool,
+    since: Option<&str>,
+    lines: Option<u32>,
+    grep: Option<&str>,
+    grep_options: Option<&str>,
+) -> Command {
+    let mut docker = Command::from_words(["docker", "logs", CONTAINER]);
+    if let Some(since) = since {
+        docker = docker.arg(format!("--since {since}"));
+    }
+    if let Some(lines) = lines {
+        docker = docker.arg(format!("--tail {lines}"));
+    }
+    if timestamps {
+        docker = docker.arg("--timestamps");
+    }
+    docker = docker.arg("2>&1");
+    match grep {
+        Some(grep) => {
+            let mut text = format!("grep '{grep}'");
+            if let Some(options) = grep_options {
+                text.push(' ');
+                text.push_str(options);
+            }
+            Command::combine([docker, Command::new(text)], "|")
+        }
+        None => docker,
+    }
+}
+
+/// Removes the proxy container by its image-title label.
+pub fn remove_container() -> Command {
+    Command::from_words([
+        "docker",
+        "container",
+        "prune",
+        "--force",
+        "--filter",
+        IMAGE_TITLE_FILTER,
+    ])
+}
+
+/// Removes the proxy image by its image-title label.
+pub fn remove_image() -> Command {
+    Command::from_words([
+        "docker",
+        "image",
+        "prune",
+        "--all",
+        "--force",
+        "--filter",
+        IMAGE_TITLE_FILTER,
+    ])
+}
+
+/// `mkdir -p .kamal/proxy`.
+pub fn ensure_proxy_directory() -> Command {
+    Command::from_words(["mkdir".to_owned(), "-p".to_owned(), host_directory()])
+}
+
+/// `mkdir -p .kamal/proxy/apps-config`.
+pub fn ensure_apps_config_directory() -> Command {
+    Command::from_words(["mkdir".to_owned(), "-p".to_owned(), apps_directory()])
+}
+
+/// `rm -r .kamal/proxy`.
+pub fn remove_proxy_directory() -> Command {
+    Command::from_words(["rm".to_owned(), "-r".to_owned(), host_directory()])
+}
+
+/// Whether the running proxy's version (e.g. `v0.9.1`) is older than the minimum Kamal accepts.
+pub fn older_than_minimum(version: &str) -> bool {
+    let parse = |text: &str| -> Vec<u64> {
+        text.trim()
+            .trim_start_matches('v')
+            .split('.')
+            .map(|part| part.parse().unwrap_or(0))
+            .collect()
+    };
+    parse(version) < parse(MINIMUM_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::for_exec;
+    use crate::config::{Node, Value, yaml};
+
+    fn proxy_run(yaml_text: &str) -> ProxyRun {
+        let node = yaml::parse(yaml_text, "run.yml", None)
+            .expect("yaml")
+            .unwrap_or_else(|| Node::synthetic(Value::Null));
+        ProxyRun { raw: node }
+    }
+
+    #[test]
+    fn run_with_proxy_run_config() {
+        let run = proxy_run("registry: registry:4443\n");
+        assert_eq!(
+            for_exec(&super::run(Some(&run))),
+            "docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config --publish 80:80 --publish 443:443 --log-opt max-size=10m registry:4443/basecamp/kamal-proxy:v0.9.2 kamal-proxy run"
+        );
+    }
+
+    #[test]
+    fn run_variants() {
+        let bind = for_exec(&run(Some(&proxy_run(
+            "bind_ips: [0.0.0.0, 127.0.0.1, \"::1\"]\n",
+        ))));
+        assert!(
+            bind.contains("--publish 0.0.0.0:80:80 --publish 0.0.0.0:443:443 --publish 127.0.0.1:80:80 --publish 127.0.0.1:443:443 --publish [::1]:80:80 --publish [::1]:443:443"),
+            "{bind}"
+        );
+        let metrics = for_exec(&run(Some(&proxy_run("metrics_port: 9090\ndebug: true\n"))));
+        assert!(metrics.contains("--log-opt max-size=10m --expose=9090 basecamp/kamal-proxy:v0.9.2 kamal-proxy run --debug --metrics-port \"9090\""), "{metrics}");
+        let unpublished = for_exec(&run(Some(&proxy_run("publish: false\n"))));
+        assert!(!unpublished.contains("--publish"), "{unpublished}");
+        let options = for_exec(&run(Some(&proxy_run(
+            "options: {label: [a, b], memory: 1g}\n",
+        ))));
+        assert!(options.contains("--log-opt max-size=10m --label \"a\" --label \"b\" --memory \"1g\" basecamp/kamal-proxy:v0.9.2"), "{options}");
+    }
+
+    #[test]
+    fn legacy_run_reads_the_boot_files() {
+        assert_eq!(
+            for_exec(&run(None)),
+            "echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || echo \"basecamp/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\") | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config"
+        );
+    }
+
+    #[test]
+    fn maintenance_commands() {
+        assert!(
+            for_exec(&start_or_run(None))
+                .starts_with("docker container start kamal-proxy || echo ")
+        );
+        assert_eq!(for_exec(&stop()), "docker container stop kamal-proxy");
+        assert_eq!(for_exec(&info()), "docker ps --filter 'name=^kamal-proxy$'");
+        assert_eq!(
+            for_exec(&version()),
+            "docker inspect kamal-proxy --format '{{.Config.Image}}' | awk -F: '{print $NF}'"
+        );
+        assert_eq!(
+            for_exec(&logs(true, Some("2h"), Some(10), Some("x"), None)),
+            "docker logs kamal-proxy --since 2h --tail 10 --timestamps 2>&1 | grep 'x'"
+        );
+        assert_eq!(
+            for_exec(&remove_container()),
+            "docker container prune --force --filter label=org.opencontainers.image.title=kamal-proxy"
+        );
+        assert_eq!(
+            for_exec(&remove_image()),
+            "docker image prune --all --force --filter label=org.opencontainers.image.title=kamal-proxy"
+        );
+        assert_eq!(
+            for_exec(&ensure_apps_config_directory()),
+            "mkdir -p .kamal/proxy/apps-config"
+        );
+        assert_eq!(for_exec(&remove_proxy_directory()), "rm -r .kamal/proxy");
+    }
+
+    #[test]
+    fn minimum_version() {
+        assert!(older_than_minimum("v0.9.1"));
+        assert!(older_than_minimum("v0.8.7"));
+        assert!(!older_than_minimum("v0.9.2"));
+        assert!(!older_than_minimum("v0.10.0"));
+    }
+}
