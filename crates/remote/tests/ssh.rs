@@ -954,3 +954,95 @@ async fn canary_private_keys_and_secrets_never_appear_in_errors() {
     }
     assert!(!shown.contains("BEGIN OPENSSH PRIVATE KEY"), "{shown}");
 }
+
+/// Every process's argv on this machine (the test server runs commands here, so this covers
+/// both the client side and what `ps` on the host would show).
+#[cfg(target_os = "linux")]
+fn all_command_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.bytes().all(|b| b.is_ascii_digit()));
+        if is_pid && let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
+            lines.push(String::from_utf8_lossy(&bytes).replace('\0', " "));
+        }
+    }
+    lines
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn canary_secrets_never_appear_in_any_process_argv_during_a_run() {
+    let fx = Fixture::new();
+    let server = fx.server("web1").await;
+    let options = SshOptions {
+        key_data: vec![Secret::new(private_key_openssh(&fx.key))],
+        keys_only: true,
+        ..SshOptions::default()
+    };
+    let pool = new_pool(options, HostKeyPolicy::KnownHosts(known(&[&server])));
+    let session = pool.session(&host(&server)).await.unwrap();
+    let canary = "argv-canary-5f3e9a";
+    // The command reads the secret from stdin, says it started, then waits for a go file.
+    let command = RemoteCommand::plain(
+        "read -r secret; echo started; i=0; \
+         while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         umask 077; printf '%s' \"$secret\" > received",
+    )
+    .with_stdin(Secret::new(format!("{canary}\n").into_bytes()));
+    let (started_tx, mut started_rx) = tokio::sync::mpsc::unbounded_channel();
+    let running = {
+        let session = Arc::clone(&session);
+        tokio::spawn(async move {
+            let mut stdout = Vec::new();
+            let status = session
+                .exec(&command, &mut |stream, chunk| {
+                    if stream == OutputStream::Stdout {
+                        stdout.extend_from_slice(chunk);
+                        if stdout.starts_with(b"started\n") {
+                            let _ = started_tx.send(());
+                        }
+                    }
+                })
+                .await
+                .unwrap();
+            (status, String::from_utf8(stdout).unwrap())
+        })
+    };
+    started_rx.recv().await.unwrap();
+    // While the remote command runs, with the secret in its shell: scan every argv.
+    let key_lines: Vec<String> = private_key_openssh(&fx.key)
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .map(str::to_owned)
+        .collect();
+    let command_lines = all_command_lines();
+    assert!(!command_lines.is_empty());
+    for line in &command_lines {
+        assert!(!line.contains(canary), "secret in argv: {line}");
+        for key_line in &key_lines {
+            assert!(
+                !line.contains(key_line.as_str()),
+                "private key in argv: {line}"
+            );
+        }
+    }
+    std::fs::write(fx.workdir("web1").join("go"), "").unwrap();
+    let (status, stdout) = running.await.unwrap();
+    assert!(status.success());
+    assert_eq!(stdout, "started\n");
+    assert_eq!(
+        std::fs::read_to_string(fx.workdir("web1").join("received")).unwrap(),
+        canary
+    );
+    // Uploads pass content on stdin too.
+    session
+        .upload(canary.as_bytes(), "secret.env", 0o600)
+        .await
+        .unwrap();
+    for received in server.commands() {
+        assert!(!received.command.contains(canary), "{}", received.command);
+    }
+}
