@@ -655,7 +655,10 @@ fn tokenize(s: &str) -> Value {
             _ => Value::Str(s.into()),
         };
     }
-    if is_time(s) || is_date(s) {
+    if is_time(s) {
+        return Value::Date(ruby_time_yaml(s).unwrap_or_else(|| s.into()));
+    }
+    if is_date(s) {
         return Value::Date(s.into());
     }
     let lower = s.to_ascii_lowercase();
@@ -801,6 +804,66 @@ fn is_time(s: &str) -> bool {
         return i == b.len();
     }
     false
+}
+
+/// A timestamp as Psych loads it and dumps it again: `YYYY-MM-DD HH:MM:SS.fffffffff` then ` Z`
+/// for UTC, or the offset (`+00:00` when none was written: Psych takes local time, and the tool
+/// runs in UTC).
+fn ruby_time_yaml(s: &str) -> Option<String> {
+    let (date, time) = s.split_once([' ', 't', 'T'])?;
+    let (neg, date) = match date.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, date),
+    };
+    let rest: Vec<&str> = date.splitn(3, '-').collect();
+    let (month, day) = (rest.get(1)?, rest.get(2)?);
+    let time = time.trim_start();
+    let clock_end = time
+        .find(|c: char| !(c.is_ascii_digit() || c == ':'))
+        .unwrap_or(time.len());
+    let clock: Vec<u32> = time[..clock_end]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let mut tail = &time[clock_end..];
+    let mut fraction = String::new();
+    if let Some(f) = tail.strip_prefix('.') {
+        let n = f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len());
+        fraction = f[..n].to_string();
+        tail = &f[n..];
+    }
+    fraction.truncate(9);
+    while fraction.len() < 9 {
+        fraction.push('0');
+    }
+    let tail = tail.trim();
+    let zone = if tail == "Z" {
+        "Z".to_string()
+    } else if tail.is_empty() {
+        "+00:00".to_string()
+    } else {
+        let sign = &tail[..1];
+        let body = &tail[1..];
+        let (h, m) = match body.split_once(':') {
+            Some((h, m)) => (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?),
+            None if body.len() > 2 => (
+                body[..body.len() - 2].parse().ok()?,
+                body[body.len() - 2..].parse().ok()?,
+            ),
+            None => (body.parse().ok()?, 0),
+        };
+        format!("{sign}{h:02}:{m:02}")
+    };
+    Some(format!(
+        "{}{}-{:02}-{:02} {:02}:{:02}:{:02}.{fraction} {zone}",
+        if neg { "-" } else { "" },
+        rest.first()?,
+        month.parse::<u32>().ok()?,
+        day.parse::<u32>().ok()?,
+        clock.first()?,
+        clock.get(1)?,
+        clock.get(2)?,
+    ))
 }
 
 fn sexagesimal_int(s: &str) -> Option<i64> {
@@ -963,6 +1026,22 @@ mod tests {
             ("22:22", Value::Int(22 * 3600 + 22 * 60)),
             ("3306:3306", Value::Str("3306:3306".into())),
             ("2024-01-02", Value::Date("2024-01-02".into())),
+            (
+                "2024-1-2 10:00:00",
+                Value::Date("2024-01-02 10:00:00.000000000 +00:00".into()),
+            ),
+            (
+                "2024-01-02T10:00:00.5Z",
+                Value::Date("2024-01-02 10:00:00.500000000 Z".into()),
+            ),
+            (
+                "2024-01-02 10:00:00 +2",
+                Value::Date("2024-01-02 10:00:00.000000000 +02:00".into()),
+            ),
+            (
+                "2024-01-02 10:00:00.000000000 +00:00",
+                Value::Date("2024-01-02 10:00:00.000000000 +00:00".into()),
+            ),
             ("amd64", Value::Str("amd64".into())),
             ("25%", Value::Str("25%".into())),
             ("v0.9.2", Value::Str("v0.9.2".into())),
