@@ -3,6 +3,7 @@
 //! log, workflow dispatch page, commit).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -422,6 +423,48 @@ impl ActionsContext {
             .strip_prefix("refs/heads/")
             .or_else(|| self.git_ref.strip_prefix("refs/tags/"))
             .map(str::to_owned)
+    }
+}
+
+/// How to roll back from GitHub: the workflow's dispatch page and the exact `gh` command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackHint {
+    /// The page with the "Run workflow" form.
+    pub page_url: String,
+    /// `gh workflow run <file> --repo <owner/repo> --ref <branch> -f version=<version>`.
+    pub command: String,
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@=+,%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+impl ActionsContext {
+    /// The rollback link and command for `version` through the `workflow_file` workflow (which
+    /// takes a `version` input on `workflow_dispatch`).
+    pub fn rollback_hint(&self, workflow_file: &str, version: &str) -> RollbackHint {
+        let mut command = format!(
+            "gh workflow run {} --repo {}",
+            shell_word(workflow_file),
+            shell_word(&self.repository.full_name())
+        );
+        if let Some(git_ref) = self.dispatch_ref() {
+            let _ = write!(command, " --ref {}", shell_word(&git_ref));
+        }
+        let _ = write!(command, " -f version={}", shell_word(version));
+        RollbackHint {
+            page_url: self.workflow_page_url(workflow_file),
+            command,
+        }
     }
 }
 

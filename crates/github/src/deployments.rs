@@ -325,6 +325,28 @@ impl WorkflowRun {
     }
 }
 
+/// A job of a workflow run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Job {
+    /// The numeric job id (= its check-run id).
+    pub id: u64,
+    pub run_id: u64,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    #[serde(default)]
+    pub runner_name: Option<String>,
+    #[serde(default)]
+    pub run_attempt: Option<u64>,
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct JobPage {
+    jobs: Vec<Job>,
+}
+
 /// A pull request.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PullRequest {
@@ -541,6 +563,57 @@ impl GitHub {
     pub async fn get_workflow_run(&self, run_id: u64) -> Result<WorkflowRun, ApiError> {
         let path = format!("{}/actions/runs/{run_id}", self.repo_path());
         Ok(self.request(Method::GET, &path, None, &[200]).await?.0)
+    }
+
+    /// The jobs of a run's latest attempt, across pages.
+    pub async fn list_run_jobs(&self, run_id: u64) -> Result<Vec<Job>, ApiError> {
+        let path = format!("{}/actions/runs/{run_id}/jobs", self.repo_path());
+        let mut jobs = Vec::new();
+        for page in 1..=crate::client::MAX_PAGES {
+            let uri = format!("{path}?filter=latest&per_page=100&page={page}");
+            let (batch, headers): (JobPage, _) =
+                self.request(Method::GET, &uri, None, &[200]).await?;
+            jobs.extend(batch.jobs);
+            if !crate::client::has_next_page(&headers) {
+                break;
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The job this process runs in, when the workflow did not pass `job.check_run_id`: the
+    /// in-progress job on `runner_name` (`RUNNER_NAME`), else the only in-progress job named
+    /// `job_key` (`GITHUB_JOB`), else the only in-progress job.
+    pub async fn find_current_job(
+        &self,
+        run_id: u64,
+        runner_name: Option<&str>,
+        job_key: Option<&str>,
+    ) -> Result<Option<Job>, ApiError> {
+        let running: Vec<Job> = self
+            .list_run_jobs(run_id)
+            .await?
+            .into_iter()
+            .filter(|j| j.status == "in_progress")
+            .collect();
+        if let Some(runner) = runner_name
+            && let Some(job) = running
+                .iter()
+                .find(|j| j.runner_name.as_deref() == Some(runner))
+        {
+            return Ok(Some(job.clone()));
+        }
+        let named: Vec<&Job> = running
+            .iter()
+            .filter(|j| job_key.is_some_and(|k| j.name == k))
+            .collect();
+        if let [job] = named.as_slice() {
+            return Ok(Some((*job).clone()));
+        }
+        Ok(match running.as_slice() {
+            [job] => Some(job.clone()),
+            _ => None,
+        })
     }
 
     /// `GET /repos/{o}/{r}/pulls/{number}`.

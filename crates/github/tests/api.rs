@@ -10,7 +10,7 @@ use dhow_github::context::Repository;
 use dhow_github::deployments::{
     DeploymentFilter, DeploymentState, NewDeployment, NewStatus, ReleaseRecord,
 };
-use dhow_test_support::github::{FakeGitHub, Fault, PullSeed, RunSeed};
+use dhow_test_support::github::{FakeGitHub, Fault, JobSeed, PullSeed, RunSeed};
 use http::Method;
 use serde_json::json;
 
@@ -459,7 +459,7 @@ async fn schema_invalid_requests_are_caught_by_the_fake() {
         let after = fake.violations();
         assert!(after.len() > before, "{method} {uri} was not flagged");
     }
-    let all = fake.violations().join("\n");
+    let all = fake.take_violations().join("\n");
     for expected in [
         "required property `ref` is missing",
         "query parameter `colour` is not in the description",
@@ -687,5 +687,62 @@ async fn a_wrong_token_is_rejected_and_flagged() {
     .expect("client");
     let err = gh.get_deployment(1).await.expect_err("401");
     assert_eq!(err.status(), Some(401));
-    assert_eq!(fake.violations().len(), 1);
+    assert_eq!(fake.take_violations().len(), 1);
+}
+
+#[tokio::test]
+#[should_panic(expected = "violations nobody took")]
+async fn a_fake_dropped_with_violations_fails_the_test() {
+    let (fake, gh) = setup().await;
+    gh.send(Method::GET, "/repos/acme/shop/deployments?colour=red", None)
+        .await
+        .expect("answered");
+    drop(fake);
+}
+
+#[tokio::test]
+async fn the_current_job_is_found_by_runner_or_name() {
+    let (fake, gh) = setup().await;
+    fake.add_run(RunSeed {
+        id: 50,
+        status: "in_progress".into(),
+        conclusion: None,
+        run_attempt: 2,
+        head_sha: SHA1.into(),
+    });
+    let job = |id: u64, name: &str, runner: &str, status: &str, attempt: u64| JobSeed {
+        id,
+        run_id: 50,
+        name: name.into(),
+        runner_name: Some(runner.into()),
+        status: status.into(),
+        conclusion: None,
+        run_attempt: attempt,
+    };
+    fake.add_job(job(1, "deploy", "GitHub Actions 1", "in_progress", 1));
+    fake.add_job(job(2, "build", "GitHub Actions 2", "completed", 2));
+    fake.add_job(job(3, "deploy", "GitHub Actions 3", "in_progress", 2));
+    fake.add_job(job(4, "deploy", "GitHub Actions 4", "in_progress", 2));
+    let jobs = gh.list_run_jobs(50).await.expect("jobs");
+    assert_eq!(
+        jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [2, 3, 4],
+        "latest attempt only"
+    );
+    let found = gh
+        .find_current_job(50, Some("GitHub Actions 4"), Some("deploy"))
+        .await
+        .expect("find");
+    assert_eq!(found.as_ref().map(|j| j.id), Some(4));
+    assert_eq!(
+        found.and_then(|j| j.html_url).as_deref(),
+        Some("https://github.com/acme/shop/actions/runs/50/job/4")
+    );
+    // Two in-progress `deploy` jobs and an unknown runner: ambiguous, so no guess.
+    let none = gh
+        .find_current_job(50, Some("other"), Some("deploy"))
+        .await
+        .expect("find");
+    assert_eq!(none, None);
+    fake.assert_no_violations();
 }

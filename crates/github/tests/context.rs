@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use dhow_github::context::{ActionsContext, ContextError, Event, in_actions, parse_event};
+use dhow_github::context::{
+    ActionsContext, ContextError, Event, in_actions, parse_event, shell_word,
+};
 
 fn events_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/github-events")
@@ -386,4 +388,30 @@ fn missing_and_invalid_variables_are_named() {
     let err = ActionsContext::from_env(&env("pull_request", "acme/shop"), Some("{\"action\":1}"))
         .expect_err("bad payload");
     assert!(matches!(err, ContextError::Event { .. }), "{err}");
+}
+
+#[test]
+fn rollback_hint_links_the_dispatch_page_and_gives_the_command() {
+    let ctx = context("push.json", "push", "acme/shop");
+    let hint = ctx.rollback_hint("rollback.yml", "a21683865c08");
+    assert_eq!(
+        hint.page_url,
+        "https://github.com/acme/shop/actions/workflows/rollback.yml"
+    );
+    assert_eq!(
+        hint.command,
+        "gh workflow run rollback.yml --repo acme/shop --ref main -f version=a21683865c08"
+    );
+    let ctx = context(
+        "pull_request.opened.json",
+        "pull_request",
+        "Codertocat/Hello-World",
+    );
+    let hint = ctx.rollback_hint("deploy.yml", "v1.2; rm -rf /");
+    assert_eq!(
+        hint.command,
+        "gh workflow run deploy.yml --repo Codertocat/Hello-World --ref master -f version='v1.2; rm -rf /'"
+    );
+    assert_eq!(shell_word("it's"), "'it'\\''s'");
+    assert_eq!(shell_word(""), "''");
 }

@@ -3,7 +3,8 @@
 //! `shared/github-api/openapi-subset.json` (method and path template, path and query parameters,
 //! JSON body) and every response it sends is checked against the declared response schema;
 //! mismatches are recorded as violations that tests assert empty. Request bodies are recorded so
-//! tests can check no secret reaches the API. Faults (5xx, rate limits) can be queued.
+//! tests can check no secret reaches the API. Faults (5xx, rate limits) can be queued. Dropping
+//! the fake with violations nobody took fails the test.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -610,6 +611,19 @@ pub struct RunSeed {
     pub head_sha: String,
 }
 
+/// A job of a workflow run the fake knows (to find the numeric job id for log links).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSeed {
+    pub id: u64,
+    pub run_id: u64,
+    pub name: String,
+    pub runner_name: Option<String>,
+    /// `queued`, `in_progress`, `completed`.
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub run_attempt: u64,
+}
+
 /// A pull request the fake knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullSeed {
@@ -677,6 +691,7 @@ struct State {
     statuses: Vec<Status>,
     comments: Vec<Comment>,
     runs: BTreeMap<u64, RunSeed>,
+    jobs: Vec<JobSeed>,
     pulls: BTreeMap<u64, PullSeed>,
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
@@ -715,8 +730,18 @@ pub struct FakeGitHub {
 }
 
 impl Drop for FakeGitHub {
+    /// Stops the server and fails the test if violations were left unexamined.
     fn drop(&mut self) {
         self.task.abort();
+        if std::thread::panicking() {
+            return;
+        }
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "the fake GitHub API saw violations nobody took (call take_violations):\n{}",
+            violations.join("\n")
+        );
     }
 }
 
@@ -813,6 +838,11 @@ impl FakeGitHub {
         self.lock().violations.clone()
     }
 
+    /// Returns the violations seen so far and forgets them (for tests that provoke them).
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().violations)
+    }
+
     /// Panics with the list of violations, if any.
     pub fn assert_no_violations(&self) {
         let violations = self.violations();
@@ -861,6 +891,11 @@ impl FakeGitHub {
     /// Adds or replaces a workflow run.
     pub fn add_run(&self, run: RunSeed) {
         self.lock().runs.insert(run.id, run);
+    }
+
+    /// Adds a job to a workflow run.
+    pub fn add_job(&self, job: JobSeed) {
+        self.lock().jobs.push(job);
     }
 
     /// Adds or replaces a pull request.
@@ -1231,6 +1266,7 @@ fn dispatch(
             Some(run) => Answer::json(200, run_json(state, run)),
             None => Answer::error(404, "Not Found"),
         },
+        "actions/list-jobs-for-workflow-run" => list_jobs(state, int("run_id"), query_values),
         "pulls/get" => match state.pulls.get(&int("pull_number")) {
             Some(pull) => Answer::json(200, pull_json(state, pull, "pull-request")),
             None => Answer::error(404, "Not Found"),
@@ -1736,4 +1772,53 @@ fn list_pulls(state: &State, query: &BTreeMap<String, String>) -> Answer {
         query,
         items,
     )
+}
+
+fn job_json(state: &State, job: &JobSeed) -> Value {
+    let mut v = spec().example("job-paginated")["jobs"][0].clone();
+    let fields = json!({
+        "id": job.id, "run_id": job.run_id, "node_id": format!("J_{}", job.id),
+        "run_url": format!("{}/actions/runs/{}", state.repo_api(), job.run_id),
+        "url": format!("{}/actions/jobs/{}", state.repo_api(), job.id),
+        "html_url": format!("https://github.com/{}/{}/actions/runs/{}/job/{}", state.owner, state.repo, job.run_id, job.id),
+        "name": job.name, "runner_name": job.runner_name, "status": job.status,
+        "conclusion": job.conclusion, "run_attempt": job.run_attempt,
+        "created_at": "2026-01-01T00:00:00Z",
+        "completed_at": if job.status == "completed" { json!("2026-01-01T00:10:00Z") } else { Value::Null }
+    });
+    merge(&mut v, fields);
+    v
+}
+
+fn list_jobs(state: &State, run_id: u64, query: &BTreeMap<String, String>) -> Answer {
+    if !state.runs.contains_key(&run_id) {
+        return Answer::error(404, "Not Found");
+    }
+    let latest = query.get("filter").is_none_or(|f| f == "latest");
+    let newest_attempt = state
+        .jobs
+        .iter()
+        .filter(|j| j.run_id == run_id)
+        .map(|j| j.run_attempt)
+        .max()
+        .unwrap_or(1);
+    let jobs: Vec<Value> = state
+        .jobs
+        .iter()
+        .filter(|j| j.run_id == run_id && (!latest || j.run_attempt == newest_attempt))
+        .map(|j| job_json(state, j))
+        .collect();
+    let total = jobs.len();
+    let mut answer = paginate(
+        state,
+        &format!(
+            "/repos/{}/{}/actions/runs/{run_id}/jobs",
+            state.owner, state.repo
+        ),
+        query,
+        jobs,
+    );
+    let page = answer.body.take().unwrap_or(Value::Null);
+    answer.body = Some(json!({ "total_count": total, "jobs": page }));
+    answer
 }
