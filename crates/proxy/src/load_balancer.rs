@@ -179,7 +179,9 @@ impl LoadBalancer {
         let mut tasks = Vec::new();
         for target in self.targets() {
             let target = Arc::clone(target);
-            tasks.push(tokio::spawn(async move { target.drain(timeout).await }));
+            tasks.push(tokio::spawn(async move {
+                target.drain(timeout).await;
+            }));
         }
         for task in tasks {
             let _ = task.await;

@@ -1,6 +1,7 @@
 //! JSON log lines on stdout in kamal-proxy's shape (`time`, `level`, `msg`, then fields).
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
@@ -8,6 +9,23 @@ use serde_json::Value;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static DEBUG: AtomicBool = AtomicBool::new(false);
+static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
+
+/// Starts collecting log lines in memory (for tests of the log format).
+pub fn capture_start() {
+    if let Ok(mut c) = CAPTURE.lock() {
+        *c = Some(Vec::new());
+    }
+}
+
+/// Returns and clears the captured lines.
+pub fn capture_take() -> Vec<String> {
+    CAPTURE
+        .lock()
+        .ok()
+        .and_then(|mut c| c.as_mut().map(std::mem::take))
+        .unwrap_or_default()
+}
 
 /// Turns logging on (the server does; library users and tests stay quiet by default).
 pub fn enable(debug: bool) {
@@ -34,6 +52,11 @@ pub fn line(level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
 }
 
 fn emit(level: &str, msg: &str, fields: &[(&str, Value)]) {
+    if let Ok(mut capture) = CAPTURE.lock()
+        && let Some(lines) = capture.as_mut()
+    {
+        lines.push(line(level, msg, fields));
+    }
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }

@@ -224,6 +224,11 @@ impl Router {
         ))
     }
 
+    /// The current slots of a service (options and load balancers), if it exists.
+    pub fn slots(&self, name: &str) -> Option<Arc<Slots>> {
+        self.service(name).ok().map(|s| s.slots())
+    }
+
     pub fn certificate_for(&self, host: &str) -> Option<Arc<CertifiedKey>> {
         let service = self.map().root_service(host)?;
         if !service.tls_enabled() {

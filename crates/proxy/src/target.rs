@@ -212,8 +212,9 @@ impl Target {
     }
 
     /// Drains: hijacked connections are cancelled at once, other requests get up to `timeout`
-    /// to finish and are then cancelled (their clients get a 504).
-    pub async fn drain(&self, timeout: Duration) {
+    /// to finish and are then cancelled (their clients get a 504). Returns `false` when the
+    /// timeout ran out and requests had to be cancelled.
+    pub async fn drain(&self, timeout: Duration) -> bool {
         self.draining.store(true, Ordering::SeqCst);
         if let Ok(map) = self.inflight.lock() {
             for entry in map.values().filter(|e| e.hijacked) {
@@ -221,6 +222,7 @@ impl Target {
             }
         }
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut completed = true;
         loop {
             let notified = self.inflight_changed.notified();
             tokio::pin!(notified);
@@ -234,10 +236,12 @@ impl Target {
                         entry.cancel.cancel();
                     }
                 }
+                completed = false;
                 break;
             }
         }
         self.draining.store(false, Ordering::SeqCst);
+        completed
     }
 
     /// Forwards `req` (path already stripped) to this target.
