@@ -54,6 +54,8 @@ pub(crate) fn check(config: &Config, input: &LoadInput<'_>, errors: &mut Vec<Con
             );
         }
     }
+    // Kamal compares `Proxy::Run` objects by identity, so even identical settings on two proxy
+    // roles of one host are "conflicting" there; dhow compares the settings themselves.
     for host in config.all_hosts() {
         let runs = config.proxy_runs(&host);
         if let Some(other) = runs
