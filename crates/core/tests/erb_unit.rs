@@ -562,7 +562,7 @@ fn unsupported_constructs_are_rejected() {
             "Gem",
         ),
         ("<%= Rails.application %>", "Rails"),
-        ("<%= 'a'.gsub(/a/, 'b') %>", "/"),
+        ("<%= 'a'.gsub(/(?=a)/, 'b') %>", "/(?=a)/"),
         ("<%= @x %>", "@"),
         ("<% def f; end %>", "def"),
         ("<%= <<~EOS %>", "<<~"),
@@ -670,8 +670,8 @@ fn rejection_messages_for_the_corpus_constructs() {
             "config/deploy.yml:1:15: unsupported ERB expression `Rails`: `Rails` belongs to the Rails application, which Kamal does not load either (Ruby raises NameError: uninitialized constant Rails); read the value from ENV or a secret instead",
         ),
         (
-            "a: <%= ENV['A'].gsub(/x/, '') %>",
-            "config/deploy.yml:1:22: unsupported ERB expression `/`: regular expressions are not supported in ERB",
+            "a: <%= ENV['A'].to_s.gsub(/(?<=x)y/, '') %>",
+            "config/deploy.yml:1:27: unsupported ERB expression `/(?<=x)y/`: look-around groups in regular expressions are not supported",
         ),
     ];
     for (template, expected) in cases {
@@ -690,4 +690,49 @@ fn standard_library_classes_are_named_as_such() {
         "{}",
         e.message
     );
+}
+
+#[test]
+fn regular_expressions() {
+    let host = Host::with_env(&[
+        ("V", "v1.2.3"),
+        ("HOSTS", "a.example.com, b.example.com ,c"),
+    ]);
+    assert_eq!(ok("<%= ENV['V'].sub(/^v/, '') %>", &host), "1.2.3");
+    assert_eq!(
+        ok("<%= ENV['V'].gsub(/(\\d)/, '<\\1>') %>", &host),
+        "v<1>.<2>.<3>"
+    );
+    assert_eq!(
+        ok("<%= ENV['HOSTS'].split(/\\s*,\\s*/).inspect %>", &host),
+        "[\"a.example.com\", \"b.example.com\", \"c\"]"
+    );
+    assert_eq!(
+        ok(
+            "<%= ENV['V'] =~ /\\./ %>|<%= ENV['V'] !~ /x/ %>|<%= ENV['NOPE'] =~ /x/ %>|",
+            &host
+        ),
+        "2|true||"
+    );
+    assert_eq!(
+        ok(
+            "<%= ENV['V'].match?(/\\Av\\d/) %> <%= ENV['V'][/\\d+$/] %> <%= ENV['V'].scan(/\\d/).join %>",
+            &host
+        ),
+        "true 3 123"
+    );
+    assert_eq!(
+        ok(
+            "<%= %r{^v(?<major>\\d)}i.match?('V1') %> <%= /a\\/b/i.inspect %> <%= /x/m.to_s %>",
+            &host
+        ),
+        "true /a\\/b/i (?m-ix:x)"
+    );
+    assert_eq!(
+        ok("<% if ENV['V'] =~ /^v1\\./ %>one<% end %>", &host),
+        "one"
+    );
+    let e = err("<%= 'a'.gsub(/(a)\\1/, '') %>", &host);
+    assert_eq!(e.kind, ErrorKind::Unsupported);
+    assert!(e.message.contains("back-references"), "{}", e.message);
 }

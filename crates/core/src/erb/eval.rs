@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::dotenv;
 use super::parse::{Block, Node, NodeKind, Part, Rescue};
+use super::pattern;
 use super::scan::Piece;
 use super::value::{Value, float_to_s};
 use super::{EnvOverlay, ErbError, ErbHost, ErrorKind, Rendered, SUPPORTED_HINT, Source};
@@ -541,6 +542,11 @@ impl Interp<'_, '_, '_, '_> {
                 Value::Array(words.iter().cloned().map(Value::Sym).collect())
             }
             NodeKind::Sym(s) => Value::Sym(s.clone()),
+            NodeKind::Regex(parts, flags) => {
+                let source = self.interpolate(parts)?;
+                self.regex(node, &source, flags)?;
+                Value::Regex(source, flags.clone())
+            }
             NodeKind::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
@@ -1202,6 +1208,10 @@ impl Interp<'_, '_, '_, '_> {
 
     // ----- methods on values ------------------------------------------------------------------
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one dispatch over the methods every object has"
+    )]
     fn call_method(
         &mut self,
         node: &Node,
@@ -1213,7 +1223,9 @@ impl Interp<'_, '_, '_, '_> {
         // Methods every object has.
         match name {
             "nil?" if args.is_empty() => return Ok(Value::Bool(recv == Value::Nil)),
-            "==" | "!=" | "===" if args.len() == 1 => {
+            "==" | "!=" | "==="
+                if args.len() == 1 && !(name == "===" && matches!(recv, Value::Regex(..))) =>
+            {
                 let eq = recv.equals(&args[0]);
                 return Ok(Value::Bool(if name == "!=" { !eq } else { eq }));
             }
@@ -1264,6 +1276,7 @@ impl Interp<'_, '_, '_, '_> {
             Value::Array(items) => self.array_method(node, items, name, args, block),
             Value::Hash(pairs) => self.hash_method(node, pairs, name, args, block),
             Value::Const(c) => self.const_method(node, &c, name, args, block),
+            Value::Regex(source, flags) => self.regex_method(node, &source, &flags, name, args),
             Value::Sym(s) => match name {
                 "to_sym" => Ok(Value::Sym(s)),
                 "to_proc" => Err(self.unsupported(node, "`&:symbol` blocks are not supported")),
@@ -1277,6 +1290,8 @@ impl Interp<'_, '_, '_, '_> {
                 "to_i" => Ok(Value::Int(0)),
                 "to_f" => Ok(Value::Float(0.0)),
                 "to_h" => Ok(Value::Hash(vec![])),
+                "=~" => Ok(Value::Nil),
+                "!~" => Ok(Value::Bool(true)),
                 "&" => Ok(Value::Bool(false)),
                 "|" => Ok(Value::Bool(args.first().is_some_and(Value::truthy))),
                 _ => Err(self.no_method(node, &Value::Nil, name)),
@@ -1323,6 +1338,11 @@ impl Interp<'_, '_, '_, '_> {
         args: &[Value],
         block: Option<&Block>,
     ) -> R {
+        if matches!(name, "=~" | "!~" | "match?" | "scan")
+            || args.iter().any(|a| matches!(a, Value::Regex(..)))
+        {
+            return self.string_regex_method(node, &s, name, args, block);
+        }
         let no_args = |this: &Self| this.arg_count(node, args, 0, 0);
         Ok(match name {
             "strip" => {
@@ -1519,6 +1539,227 @@ impl Interp<'_, '_, '_, '_> {
             }
             _ => return Err(self.no_method(node, &Value::Str(s), name)),
         })
+    }
+
+    /// Compiles a Ruby pattern, or explains why dhow cannot.
+    fn regex(&self, node: &Node, source: &str, flags: &str) -> R<regex::Regex> {
+        pattern::compile(source, flags).map_err(|message| self.unsupported(node, message))
+    }
+
+    /// String methods taking a regular expression (or matching one).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one match over the pattern methods of String"
+    )]
+    fn string_regex_method(
+        &mut self,
+        node: &Node,
+        s: &str,
+        name: &str,
+        args: &[Value],
+        block: Option<&Block>,
+    ) -> R {
+        let re = match args.first() {
+            Some(Value::Regex(source, flags)) => self.regex(node, source, flags)?,
+            Some(Value::Str(text)) if matches!(name, "match?" | "scan" | "=~" | "!~") => {
+                if matches!(name, "=~" | "!~") {
+                    return Err(
+                        self.type_error(node, "wrong argument type String (expected Regexp)")
+                    );
+                }
+                self.regex(node, &regex::escape(text), "")?
+            }
+            Some(Value::Nil) if matches!(name, "=~" | "!~") => {
+                return Ok(if name == "=~" {
+                    Value::Nil
+                } else {
+                    Value::Bool(true)
+                });
+            }
+            Some(other) => {
+                return Err(self.type_error(
+                    node,
+                    format!(
+                        "wrong argument type {} (expected Regexp)",
+                        other.class_name()
+                    ),
+                ));
+            }
+            None => {
+                return Err(self.arg_count(node, args, 1, 1).err().unwrap_or_else(|| {
+                    self.raise(node, "ArgumentError", "wrong number of arguments")
+                }));
+            }
+        };
+        let char_index = |byte: usize| Value::Int(count_i64(&s[..byte]));
+        Ok(match name {
+            "=~" | "!~" => {
+                self.arg_count(node, args, 1, 1)?;
+                let found = re.find(s).map(|m| char_index(m.start()));
+                if name == "=~" {
+                    found.unwrap_or(Value::Nil)
+                } else {
+                    Value::Bool(found.is_none())
+                }
+            }
+            "match?" => {
+                self.arg_count(node, args, 1, 1)?;
+                Value::Bool(re.is_match(s))
+            }
+            "start_with?" => Value::Bool(re.find(s).is_some_and(|m| m.start() == 0)),
+            "sub" | "gsub" => {
+                if args.len() == 1 {
+                    return Err(self.unsupported(
+                        node,
+                        format!("`{name}` without a replacement (an enumerator or a block)"),
+                    ));
+                }
+                self.arg_count(node, args, 2, 2)?;
+                if block.is_some() {
+                    return Err(self.unsupported(node, "sub/gsub with a block"));
+                }
+                let replacement = match &args[1] {
+                    Value::Str(r) => r.clone(),
+                    Value::Hash(_) => {
+                        return Err(self.unsupported(node, "sub/gsub with a hash replacement"));
+                    }
+                    other => {
+                        return Err(self.type_error(
+                            node,
+                            format!(
+                                "no implicit conversion of {} into String",
+                                other.conversion_name()
+                            ),
+                        ));
+                    }
+                };
+                let mut out = String::new();
+                let mut last = 0;
+                for caps in re.captures_iter(s) {
+                    let Some(m) = caps.get(0) else { continue };
+                    out.push_str(&s[last..m.start()]);
+                    out.push_str(&pattern::expand(&replacement, &caps, s));
+                    last = m.end();
+                    if name == "sub" {
+                        break;
+                    }
+                }
+                out.push_str(&s[last..]);
+                Value::Str(out)
+            }
+            "scan" => {
+                self.arg_count(node, args, 1, 1)?;
+                if block.is_some() {
+                    return Err(self.unsupported(node, "scan with a block"));
+                }
+                let groups = re.captures_len() > 1;
+                Value::Array(
+                    re.captures_iter(s)
+                        .map(|caps| {
+                            if groups {
+                                Value::Array(
+                                    caps.iter()
+                                        .skip(1)
+                                        .map(|g| g.map_or(Value::Nil, |m| Value::str(m.as_str())))
+                                        .collect(),
+                                )
+                            } else {
+                                Value::str(caps.get(0).map_or("", |m| m.as_str()))
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            "split" => {
+                self.arg_count(node, args, 1, 1)?;
+                if re.is_match("") {
+                    return Err(self
+                        .unsupported(node, "split with a pattern that can match an empty string"));
+                }
+                let mut parts = Vec::new();
+                let mut last = 0;
+                for caps in re.captures_iter(s) {
+                    let Some(m) = caps.get(0) else { continue };
+                    parts.push(Value::str(&s[last..m.start()]));
+                    for g in caps.iter().skip(1).flatten() {
+                        parts.push(Value::str(g.as_str()));
+                    }
+                    last = m.end();
+                }
+                parts.push(Value::str(&s[last..]));
+                while parts.last() == Some(&Value::str("")) {
+                    parts.pop();
+                }
+                Value::Array(parts)
+            }
+            "[]" | "slice" => {
+                self.arg_count(node, args, 1, 2)?;
+                let group = match args.get(1) {
+                    Some(v) => usize::try_from(self.int_arg(node, v)?).unwrap_or(usize::MAX),
+                    None => 0,
+                };
+                re.captures(s)
+                    .and_then(|caps| caps.get(group))
+                    .map_or(Value::Nil, |m| Value::str(m.as_str()))
+            }
+            "include?" | "end_with?" | "delete" | "tr" | "+" | "start_with" => {
+                return Err(self.type_error(node, "no implicit conversion of Regexp into String"));
+            }
+            _ => return Err(self.no_method(node, &Value::Str(s.to_owned()), name)),
+        })
+    }
+
+    fn regex_method(
+        &mut self,
+        node: &Node,
+        source: &str,
+        flags: &str,
+        name: &str,
+        args: &[Value],
+    ) -> R {
+        match name {
+            "source" => Ok(Value::str(source)),
+            "=~" | "!~" | "match?" | "===" => {
+                self.arg_count(node, args, 1, 1)?;
+                let text = match &args[0] {
+                    Value::Str(t) => t.clone(),
+                    Value::Sym(t) if name != "=~" => t.clone(),
+                    Value::Nil => {
+                        return Ok(match name {
+                            "=~" => Value::Nil,
+                            "!~" => Value::Bool(true),
+                            _ => Value::Bool(false),
+                        });
+                    }
+                    other if name == "===" => {
+                        let _ = other;
+                        return Ok(Value::Bool(false));
+                    }
+                    other => {
+                        return Err(self.type_error(
+                            node,
+                            format!(
+                                "no implicit conversion of {} into String",
+                                other.conversion_name()
+                            ),
+                        ));
+                    }
+                };
+                let re = self.regex(node, source, flags)?;
+                Ok(match name {
+                    "=~" => re
+                        .find(&text)
+                        .map_or(Value::Nil, |m| Value::Int(count_i64(&text[..m.start()]))),
+                    "!~" => Value::Bool(!re.is_match(&text)),
+                    _ => Value::Bool(re.is_match(&text)),
+                })
+            }
+            _ => Err(self.no_method(
+                node,
+                &Value::Regex(source.to_owned(), flags.to_owned()),
+                name,
+            )),
+        }
     }
 
     fn string_index(&self, node: &Node, s: &str, args: &[Value]) -> R {

@@ -26,6 +26,8 @@ pub(super) enum Tok {
     Words(Vec<String>),
     /// `%i[]`.
     Symbols(Vec<String>),
+    /// `/re/flags` and `%r{re}flags`: the pattern (escapes kept as written) and its flags.
+    Regex(Vec<StrPart>, String),
     Symbol(String),
     /// `name:` in an argument list or hash.
     Label(String),
@@ -118,6 +120,7 @@ fn is_value_end(tok: &Tok) -> bool {
         | Tok::XStr(_)
         | Tok::Words(_)
         | Tok::Symbols(_)
+        | Tok::Regex(..)
         | Tok::Symbol(_) => true,
         Tok::Op(op) => matches!(*op, ")" | "]" | "}"),
         _ => false,
@@ -326,7 +329,9 @@ impl<'s, 'a> Lexer<'s, 'a> {
                     _ => unreachable!("word() returns names"),
                 }
             } else if c == '/' && literal_position {
-                return Err(self.unsupported(start, start + 1, "regular expressions"));
+                self.i += 1;
+                let parts = self.regex_body('/', None)?;
+                Tok::Regex(parts, self.regex_flags(start)?)
             } else if c == '{' {
                 self.i += 1;
                 depth += 1;
@@ -616,6 +621,93 @@ impl<'s, 'a> Lexer<'s, 'a> {
         }
     }
 
+    /// A regular expression body up to `close`: escapes stay as written (the pattern compiler
+    /// reads them), except an escaped delimiter; `#{...}` interpolates.
+    fn regex_body(&mut self, close: char, open: Option<char>) -> Result<Vec<StrPart>, ErbError> {
+        let start = self.offset();
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut depth = 0usize;
+        loop {
+            let Some(c) = self.peek(0) else {
+                return Err(self.err(start, start, "unterminated regular expression".into(), None));
+            };
+            let at = self.offset();
+            self.i += 1;
+            if c == '\\' {
+                match self.peek(0) {
+                    Some(n) if n == close || Some(n) == open => {
+                        if n == '/' {
+                            lit.push(n);
+                        } else {
+                            lit.push('\\');
+                            lit.push(n);
+                        }
+                        self.i += 1;
+                    }
+                    Some(n) => {
+                        lit.push('\\');
+                        lit.push(n);
+                        self.i += 1;
+                    }
+                    None => lit.push('\\'),
+                }
+            } else if c == '#' && self.peek(0) == Some('{') {
+                self.i += 1;
+                if !lit.is_empty() {
+                    parts.push(StrPart::Lit(std::mem::take(&mut lit)));
+                }
+                let mut tokens = Vec::new();
+                if self.depth >= 32 {
+                    return Err(self.unsupported(
+                        at,
+                        at + 2,
+                        "interpolations nested 32 levels deep",
+                    ));
+                }
+                self.depth += 1;
+                let lexed = self.lex_into(&mut tokens, true);
+                self.depth -= 1;
+                lexed?;
+                parts.push(StrPart::Code(tokens, at, self.offset()));
+            } else if Some(c) == open {
+                depth += 1;
+                lit.push(c);
+            } else if c == close {
+                if depth == 0 {
+                    if !lit.is_empty() || parts.is_empty() {
+                        parts.push(StrPart::Lit(lit));
+                    }
+                    return Ok(parts);
+                }
+                depth -= 1;
+                lit.push(c);
+            } else {
+                lit.push(c);
+            }
+        }
+    }
+
+    /// Regular expression flags after the closing delimiter.
+    fn regex_flags(&mut self, start: usize) -> Result<String, ErbError> {
+        let mut flags = String::new();
+        while let Some(c) = self.peek(0).filter(char::is_ascii_alphabetic) {
+            self.i += 1;
+            match c {
+                'i' | 'm' | 'x' => flags.push(c),
+                'o' => {}
+                _ => {
+                    return Err(self.unsupported(
+                        start,
+                        self.offset(),
+                        &format!("the regular expression flag `{c}` and its kind"),
+                    ));
+                }
+            }
+        }
+        Ok(flags)
+    }
+
     fn unicode_escape(&mut self, at: usize) -> Result<char, ErbError> {
         let mut hex = String::new();
         if self.peek(0) == Some('{') {
@@ -688,6 +780,10 @@ impl<'s, 'a> Lexer<'s, 'a> {
             )])),
             'Q' => Ok(Tok::Str(self.double_quoted(close, open)?)),
             'x' => Ok(Tok::XStr(self.double_quoted(close, open)?)),
+            'r' => {
+                let parts = self.regex_body(close, open)?;
+                Ok(Tok::Regex(parts, self.regex_flags(start)?))
+            }
             _ => Err(self.unsupported(start, self.offset(), &format!("`%{kind}` literals"))),
         }
     }

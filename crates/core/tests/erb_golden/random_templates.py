@@ -19,7 +19,7 @@ ENVS = ['SERVER_IP', 'KAMAL_HOST', 'REVIEW_APP_PR_TITLE', 'SMTP_USERNAME', 'NOPE
 STRS = ['"a b"', "'x'", '"  pad  "', '"A-b_C"', '""', '"q\\"uote"', '"tab\\tnl\\n"', '"é✓"', "'100%'", '"#{1 + 2}"', '"x#{nil}y"', '%q(p)', '%Q(v#{2})', '"-a-"']
 NUMS = [str(random.choice([random.uniform(-1e6, 1e6), random.uniform(-1, 1), random.uniform(0, 1e-3), random.uniform(1e14, 1e17), float(random.randint(0, 10**16))])), '0', '1', '42', '-7', '3.5', '1e3', '0.1', '365 * 24', '10 / 3', '-9 % 4', '2 ** 5', '7.0 / 2']
 STR_METHODS = ['strip', 'upcase', 'downcase', 'capitalize', 'length', 'empty?', 'to_i', 'to_s', 'inspect', 'to_json', 'chomp', 'reverse', 'to_sym', 'presence', 'blank?', 'lstrip', 'rstrip', 'chars', 'lines', 'split', 'swapcase', 'nil?', 'size', 'to_f', 'to_sym.inspect', 'split.inspect', 'chars.first']
-STR_METHODS_ARGS = ['start_with?("a")', 'end_with?("b", "c")', 'include?("-")', 'tr("a-c", "x")', 'delete("a")', 'sub("-", "+")', 'gsub("a", "o")', 'split("-")', '[0]', '[1..2]', '[-1]', '[0, 2]', '+ "z"', '* 2', '== "x"', '!= ""', 'chomp("e")']
+STR_METHODS_ARGS = ['gsub(/[aeiou]/, "*")', "sub(/^(.)/, '<\\1>')", 'scan(/\\w+/).inspect', 'split(/[,\\s]+/).inspect', '[/\\w+/].inspect', 'match?(/A/i)', 'gsub(/(\\d)(\\D)?/, "\\\\2\\\\1")', 'sub(/\\s+$/m, "")', '=~ /[^a-z]/', '[/(\\w)(\\w)/, 2].inspect', 'start_with?("a")', 'end_with?("b", "c")', 'include?("-")', 'tr("a-c", "x")', 'delete("a")', 'sub("-", "+")', 'gsub("a", "o")', 'split("-")', '[0]', '[1..2]', '[-1]', '[0, 2]', '+ "z"', '* 2', '== "x"', '!= ""', 'chomp("e")']
 def senv():
     k = random.choice(ENVS)
     return random.choice([f'ENV["{k}"]', f"ENV['{k}'].to_s", f'ENV.fetch("{k}", "d")', f'ENV.fetch("{k}") {{ "blk" }}', f'(ENV["{k}"] || "dflt")', f'ENV["{k}"].presence'])
