@@ -11,6 +11,7 @@ pub mod config;
 pub mod docker;
 pub mod erb;
 pub mod event;
+pub mod plan;
 pub mod secret;
 pub mod secrets;
 pub mod selection;

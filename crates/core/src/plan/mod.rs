@@ -1,0 +1,747 @@
+//! Deploy plans as data: the ordered steps per host of `deploy --skip-push` in Kamal 2.11's
+//! order (pull, lock, proxy boot, stale containers, per-role app boot with the primary-role
+//! barrier, tag latest, prune, unlock), built from a validated config and resolved values, and
+//! their redacted rendering for `dhow plan` / `--dry-run`.
+//!
+//! Some commands depend on what an earlier command printed on the host (the container id for
+//! the proxy, the version that was running before). They hold a placeholder
+//! ([`CONTAINER_ID`], [`OLD_VERSION`], [`STALE_VERSION`]) that the executor fills with
+//! [`substitute`]; the plan shows the placeholder.
+
+mod env_file;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+pub use env_file::{env_file_contents, escape_env_file_value};
+
+use crate::Secret;
+use crate::cmd::{Command, Token, for_log};
+use crate::config::{Config, Role};
+use crate::docker::app::{App, container_id_for};
+use crate::docker::audit::{self, Tags};
+use crate::docker::lock::{self, LockDetails};
+use crate::docker::{Scope, proxy, prune, registry, server};
+use crate::selection::Selection;
+
+/// Placeholder for the id of the new container, captured on the host.
+pub const CONTAINER_ID: &str = "<container-id>";
+/// Placeholder for the version that was running before the boot.
+pub const OLD_VERSION: &str = "<old-version>";
+/// Placeholder for a stale version found on the host.
+pub const STALE_VERSION: &str = "<stale-version>";
+
+/// Which part of the timing breakdown a stage counts towards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pull,
+    Lock,
+    Proxy,
+    Boot,
+    Prune,
+}
+
+impl Phase {
+    /// The name in the timing breakdown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Pull => "pull",
+            Phase::Lock => "lock",
+            Phase::Proxy => "proxy",
+            Phase::Boot => "boot",
+            Phase::Prune => "prune",
+        }
+    }
+}
+
+/// What one step does on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Run; a non-zero exit fails the host.
+    Run(Command),
+    /// Run; a non-zero exit is ignored (Kamal's `raise_on_non_zero_exit: false`).
+    Try(Command),
+    /// Run; a failure whose stderr contains `allowed` is ignored (`docker network create`).
+    RunAllowing { command: Command, allowed: String },
+    /// Write `contents` to `path` with permission bits `mode`.
+    Upload {
+        path: String,
+        mode: u32,
+        contents: Secret<String>,
+    },
+    /// When `probe` prints something, record `audit` and run `rename`.
+    RenameIfClashing {
+        probe: Command,
+        audit: Command,
+        rename: Command,
+    },
+    /// Capture the running version of the role (for [`Action::StopOld`]).
+    CaptureOldVersion(Command),
+    /// Fail when the running proxy is older than the minimum version.
+    CheckProxyVersion(Command),
+    /// Capture the new container's id with `probe`, then run `deploy` with it.
+    ProxyDeploy { probe: Command, deploy: Command },
+    /// Poll `status` until it prints `running` or `healthy` (Kamal's poller).
+    WaitHealthy {
+        status: Command,
+        readiness_delay: u64,
+        timeout: u64,
+    },
+    /// Stop the version captured by [`Action::CaptureOldVersion`], if any.
+    StopOld(Command),
+    /// List versions with `list`, drop the running one (`current`), stop the rest with `stop`.
+    StopStale {
+        list: Command,
+        current: Command,
+        stop: Command,
+    },
+}
+
+impl Action {
+    /// The commands of this action, in the order they may run.
+    pub fn commands(&self) -> Vec<&Command> {
+        match self {
+            Action::Run(command)
+            | Action::Try(command)
+            | Action::CaptureOldVersion(command)
+            | Action::CheckProxyVersion(command)
+            | Action::StopOld(command)
+            | Action::RunAllowing { command, .. }
+            | Action::WaitHealthy {
+                status: command, ..
+            } => vec![command],
+            Action::Upload { .. } => Vec::new(),
+            Action::RenameIfClashing {
+                probe,
+                audit,
+                rename,
+            } => vec![probe, audit, rename],
+            Action::ProxyDeploy { probe, deploy } => vec![probe, deploy],
+            Action::StopStale {
+                list,
+                current,
+                stop,
+            } => vec![list, current, stop],
+        }
+    }
+}
+
+/// One step: a label and what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub label: String,
+    pub action: Action,
+}
+
+impl Step {
+    fn new(label: impl Into<String>, action: Action) -> Self {
+        Self {
+            label: label.into(),
+            action,
+        }
+    }
+}
+
+/// The boot of one role on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleBoot {
+    pub role: String,
+    /// The primary role opens (or, failing, closes) the barrier the other roles wait at.
+    pub primary: bool,
+    /// Steps before the new version starts (clash rename, old version capture).
+    pub prepare: Vec<Step>,
+    /// Starting the new version up to readiness.
+    pub start: Vec<Step>,
+    /// After a successful start: stopping the old version.
+    pub finish: Vec<Step>,
+    /// When the start fails: stop the new container (its output ignored).
+    pub stop_new: Command,
+    /// When the start fails: the new container's last 50 log lines and health state.
+    pub diagnostics: Vec<Command>,
+}
+
+/// What one host does in a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSteps {
+    pub host: String,
+    pub steps: Vec<Step>,
+    /// Role boots (boot stage only), primary role first.
+    pub roles: Vec<RoleBoot>,
+}
+
+/// A stage: hosts in parallel, steps in order on each host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub label: String,
+    pub phase: Phase,
+    pub hosts: Vec<HostSteps>,
+}
+
+/// The deploy lock around the locked stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockPlan {
+    /// `mkdir -p .kamal` on every host.
+    pub hosts: Vec<String>,
+    pub ensure: Command,
+    /// The host holding the lock.
+    pub primary: String,
+    pub acquire: Command,
+    pub status: Command,
+    pub release: Command,
+}
+
+/// A whole deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub service: String,
+    pub version: String,
+    pub hosts: Vec<String>,
+    pub roles: Vec<String>,
+    pub primary_role: Option<String>,
+    /// Stages before the lock (pull).
+    pub before_lock: Vec<Stage>,
+    pub lock: LockPlan,
+    /// Stages under the lock.
+    pub locked: Vec<Stage>,
+}
+
+/// Everything a deploy plan is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployInput<'a> {
+    pub config: &'a Config,
+    pub selection: &'a Selection,
+    pub version: &'a str,
+    pub tags: &'a Tags,
+    pub lock: &'a LockDetails,
+    /// Registry user and password, resolved; `None` for a local registry (no login).
+    pub registry: Option<(&'a str, &'a Secret<String>)>,
+    /// Every secret the roles' envs name, resolved.
+    pub secrets: &'a BTreeMap<String, Secret<String>>,
+    /// Random hex (at least 16 characters) for the clash rename and the container hostname.
+    pub nonce: &'a str,
+}
+
+/// Builds the plan of `deploy --skip-push`.
+pub fn deploy(input: &DeployInput<'_>) -> Plan {
+    let config = input.config;
+    let selection = input.selection;
+    let scope = Scope::new(
+        &config.service,
+        config.destination.as_deref(),
+        &config.repository(),
+    );
+    let roles: Vec<&Role> = selection
+        .roles
+        .iter()
+        .filter_map(|name| config.role(name))
+        .collect();
+    let app_hosts: Vec<String> = selection
+        .hosts
+        .iter()
+        .filter(|host| !selection.roles_on(config, host).is_empty())
+        .cloned()
+        .collect();
+    let proxy_hosts: Vec<String> = config
+        .proxy_hosts()
+        .into_iter()
+        .filter(|host| selection.hosts.contains(host))
+        .collect();
+    let login = input
+        .registry
+        .map(|(user, password)| registry::login(config.registry.server.as_deref(), user, password));
+
+    let image = config.absolute_image(input.version);
+    let pull = pull_stage(input, &scope, &app_hosts, login.as_ref(), &image);
+
+    let lock = LockPlan {
+        hosts: selection.hosts.clone(),
+        ensure: server::ensure_run_directory(),
+        primary: selection.primary_host.clone(),
+        acquire: lock::acquire(&scope, input.lock),
+        status: lock::status(&scope),
+        release: lock::release(&scope),
+    };
+
+    let mut locked = Vec::new();
+    locked.push(proxy_stage(input, &proxy_hosts, login.as_ref()));
+
+    locked.push(stale_stage(input, &app_hosts));
+
+    let primary_role = selection.primary_role.clone();
+    locked.push(Stage {
+        label: format!("Start container with version {}", input.version),
+        phase: Phase::Boot,
+        hosts: app_hosts
+            .iter()
+            .map(|host| HostSteps {
+                host: host.clone(),
+                steps: Vec::new(),
+                roles: selection
+                    .roles_on(config, host)
+                    .into_iter()
+                    .map(|role| role_boot(input, &scope, role, host, primary_role.as_deref()))
+                    .collect(),
+            })
+            .collect(),
+    });
+
+    locked.push(Stage {
+        label: "Tag the latest image".to_owned(),
+        phase: Phase::Boot,
+        hosts: app_hosts
+            .iter()
+            .map(|host| {
+                let app = roles
+                    .iter()
+                    .find(|role| role.hosts.iter().any(|h| &h.name == host))
+                    .map(|role| App::new(config, role, input.version));
+                let mut steps = vec![Step::new(
+                    "audit",
+                    Action::Run(audit::record(
+                        &scope,
+                        input.tags,
+                        &format!("Tagging {image} as the latest image"),
+                    )),
+                )];
+                if let Some(app) = app {
+                    steps.push(Step::new("tag latest", Action::Run(app.tag_latest_image())));
+                }
+                host_steps(host, steps)
+            })
+            .collect(),
+    });
+
+    locked.push(prune_stage(input, &scope));
+
+    Plan {
+        service: config.service.clone(),
+        version: input.version.to_owned(),
+        hosts: selection.hosts.clone(),
+        roles: selection.roles.clone(),
+        primary_role,
+        before_lock: vec![pull],
+        lock,
+        locked,
+    }
+}
+
+fn pull_stage(
+    input: &DeployInput<'_>,
+    scope: &Scope,
+    app_hosts: &[String],
+    login: Option<&Command>,
+    image: &str,
+) -> Stage {
+    let config = input.config;
+    Stage {
+        label: "Pull app image".to_owned(),
+        phase: Phase::Pull,
+        hosts: app_hosts
+            .iter()
+            .map(|host| {
+                let mut steps = Vec::new();
+                if let Some(login) = login {
+                    steps.push(Step::new("registry login", Action::Run(login.clone())));
+                }
+                steps.push(Step::new(
+                    "audit",
+                    Action::Run(audit::record(
+                        scope,
+                        input.tags,
+                        &format!("Pulled image with version {}", input.version),
+                    )),
+                ));
+                steps.push(Step::new(
+                    "remove old image",
+                    Action::Try(
+                        Command::from_words(["docker", "image", "rm", "--force"]).arg(image),
+                    ),
+                ));
+                steps.push(Step::new(
+                    "pull",
+                    Action::Run(Command::from_words(["docker", "pull"]).arg(image)),
+                ));
+                steps.push(Step::new(
+                    "check service label",
+                    Action::Run(validate_image(config, image)),
+                ));
+                host_steps(host, steps)
+            })
+            .collect(),
+    }
+}
+
+fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
+    let config = input.config;
+    let selection = input.selection;
+    let retain = u32::try_from(config.retain_containers.max(1)).unwrap_or(5);
+    Stage {
+        label: "Prune old containers and images".to_owned(),
+        phase: Phase::Prune,
+        hosts: selection
+            .hosts
+            .iter()
+            .map(|host| {
+                host_steps(
+                    host,
+                    vec![
+                        Step::new(
+                            "audit",
+                            Action::Run(audit::record(scope, input.tags, "Pruned containers")),
+                        ),
+                        Step::new(
+                            "prune containers",
+                            Action::Run(prune::app_containers(scope, retain)),
+                        ),
+                        Step::new(
+                            "audit",
+                            Action::Run(audit::record(scope, input.tags, "Pruned images")),
+                        ),
+                        Step::new(
+                            "prune dangling images",
+                            Action::Run(prune::dangling_images(scope)),
+                        ),
+                        Step::new(
+                            "prune tagged images",
+                            Action::Run(prune::tagged_images(scope)),
+                        ),
+                    ],
+                )
+            })
+            .collect(),
+    }
+}
+
+fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&Command>) -> Stage {
+    let config = input.config;
+    let selection = input.selection;
+    Stage {
+        label: "Ensure kamal-proxy is running".to_owned(),
+        phase: Phase::Proxy,
+        hosts: selection
+            .hosts
+            .iter()
+            .map(|host| {
+                let mut steps = vec![Step::new(
+                    "network",
+                    Action::RunAllowing {
+                        command: server::create_network(),
+                        allowed: "already exists".to_owned(),
+                    },
+                )];
+                if proxy_hosts.contains(host) {
+                    if let Some(login) = login {
+                        steps.push(Step::new("registry login", Action::Run(login.clone())));
+                    }
+                    steps.push(Step::new(
+                        "proxy version",
+                        Action::CheckProxyVersion(proxy::version()),
+                    ));
+                    steps.push(Step::new(
+                        "proxy config directory",
+                        Action::Run(proxy::ensure_apps_config_directory()),
+                    ));
+                    steps.push(Step::new(
+                        "proxy start",
+                        Action::Run(proxy::start_or_run(config.proxy.run().as_ref())),
+                    ));
+                }
+                host_steps(host, steps)
+            })
+            .collect(),
+    }
+}
+
+fn stale_stage(input: &DeployInput<'_>, app_hosts: &[String]) -> Stage {
+    let config = input.config;
+    let selection = input.selection;
+    Stage {
+        label: "Detect stale containers".to_owned(),
+        phase: Phase::Boot,
+        hosts: app_hosts
+            .iter()
+            .map(|host| {
+                let steps = selection
+                    .roles_on(config, host)
+                    .into_iter()
+                    .map(|role| {
+                        let app = App::new(config, role, input.version);
+                        Step::new(
+                            format!("stale containers of {}", role.name),
+                            Action::StopStale {
+                                list: app.list_versions(&[], &[]),
+                                current: app.current_running_version(),
+                                stop: app.stop(Some(STALE_VERSION)),
+                            },
+                        )
+                    })
+                    .collect();
+                host_steps(host, steps)
+            })
+            .collect(),
+    }
+}
+
+fn host_steps(host: &str, steps: Vec<Step>) -> HostSteps {
+    HostSteps {
+        host: host.to_owned(),
+        steps,
+        roles: Vec::new(),
+    }
+}
+
+/// Kamal's `validate_image`: the image must carry `service=<svc>`.
+fn validate_image(config: &Config, image: &str) -> Command {
+    Command::combine(
+        [
+            Command::from_words([
+                "docker",
+                "inspect",
+                "-f",
+                "'{{ .Config.Labels.service }}'",
+                image,
+            ]),
+            Command::combine(
+                [
+                    Command::from_words(["grep", "-x", &config.service]),
+                    Command::new(format!(
+                        "(echo \"Image {image} is missing the 'service' label\" && exit 1)"
+                    )),
+                ],
+                "||",
+            ),
+        ],
+        "|",
+    )
+}
+
+/// Kamal's `App::Boot` for one role on one host.
+fn role_boot(
+    input: &DeployInput<'_>,
+    scope: &Scope,
+    role: &Role,
+    host: &str,
+    primary_role: Option<&str>,
+) -> RoleBoot {
+    let config = input.config;
+    let version = input.version;
+    let app = App::new(config, role, version);
+    let tags = input.tags.with(&[("role", &role.name)]);
+    let nonce = input.nonce;
+    let renamed = format!("{version}_replaced_{}", nonce.get(..16).unwrap_or(nonce));
+    let prepare = vec![
+        Step::new(
+            "rename clashing container",
+            Action::RenameIfClashing {
+                probe: app.container_id_for_version(version, false),
+                audit: audit::record(
+                    scope,
+                    &tags,
+                    &format!("Renaming container {version} to {renamed}"),
+                ),
+                rename: app.rename_container(version, &renamed),
+            },
+        ),
+        Step::new(
+            "current version",
+            Action::CaptureOldVersion(app.current_running_version()),
+        ),
+    ];
+    let short_host: String = host.chars().take(51).collect();
+    let hostname = format!(
+        "{}-{}",
+        short_host.strip_suffix('.').unwrap_or(&short_host),
+        nonce.get(..12).unwrap_or(nonce)
+    );
+    let mut start = vec![
+        Step::new(
+            "audit",
+            Action::Run(audit::record(
+                scope,
+                &tags,
+                &format!("Booted app version {version}"),
+            )),
+        ),
+        Step::new("env directory", Action::Run(app.ensure_env_directory())),
+        Step::new(
+            "env file",
+            Action::Upload {
+                path: app.env_file(),
+                mode: 0o600,
+                contents: env_file_contents(config, role, host, input.secrets),
+            },
+        ),
+        Step::new("run", Action::Run(app.run(host, Some(&hostname)))),
+    ];
+    match app.proxy_deploy(CONTAINER_ID) {
+        Some(deploy) if role.running_proxy() => start.push(Step::new(
+            "proxy deploy",
+            Action::ProxyDeploy {
+                probe: app.container_id_for_version(version, true),
+                deploy,
+            },
+        )),
+        _ => start.push(Step::new(
+            "wait for readiness",
+            Action::WaitHealthy {
+                status: app.status(version),
+                readiness_delay: u64::try_from(config.readiness_delay).unwrap_or(0),
+                timeout: u64::try_from(config.deploy_timeout).unwrap_or(30),
+            },
+        )),
+    }
+    let finish = vec![Step::new(
+        "stop old version",
+        Action::StopOld(app.stop(Some(OLD_VERSION))),
+    )];
+    let name = app.container_name(None);
+    RoleBoot {
+        role: role.name.clone(),
+        primary: primary_role == Some(role.name.as_str()),
+        prepare,
+        start,
+        finish,
+        stop_new: app.stop(Some(version)),
+        diagnostics: vec![
+            Command::combine(
+                [
+                    container_id_for(&name, false),
+                    Command::new("xargs docker logs --tail 50 2>&1"),
+                ],
+                "|",
+            ),
+            app.container_health_log(version),
+        ],
+    }
+}
+
+/// `command` with every `placeholder` in its plain tokens replaced by `value`.
+pub fn substitute(command: &Command, placeholder: &str, value: &str) -> Command {
+    let tokens = command.as_tokens().iter().map(|token| match token {
+        Token::Plain(text) => Token::Plain(text.replace(placeholder, value)),
+        Token::Sensitive { .. } => token.clone(),
+    });
+    let mut out = Command::default().tokens(tokens);
+    if let Some(stdin) = command.stdin() {
+        out = out.with_stdin(stdin.clone());
+    }
+    out
+}
+
+fn render_step(out: &mut String, step: &Step) {
+    match &step.action {
+        Action::Upload { path, mode, .. } => {
+            let _ = writeln!(out, "    upload {path} (mode {mode:04o}, [REDACTED])");
+        }
+        Action::Try(command) => {
+            let _ = writeln!(out, "    {}  (failure ignored)", for_log(command));
+        }
+        Action::RenameIfClashing {
+            probe,
+            audit,
+            rename,
+        } => {
+            let _ = writeln!(out, "    {}", for_log(probe));
+            let _ = writeln!(out, "      if a container exists: {}", for_log(audit));
+            let _ = writeln!(out, "      if a container exists: {}", for_log(rename));
+        }
+        Action::WaitHealthy {
+            status,
+            readiness_delay,
+            timeout,
+        } => {
+            let _ = writeln!(
+                out,
+                "    {}  (until running or healthy; readiness delay {readiness_delay}s, timeout {timeout}s)",
+                for_log(status)
+            );
+        }
+        Action::StopOld(command) => {
+            let _ = writeln!(out, "    {}  (if a version was running)", for_log(command));
+        }
+        Action::StopStale {
+            list,
+            current,
+            stop,
+        } => {
+            let _ = writeln!(out, "    {}", for_log(list));
+            let _ = writeln!(out, "    {}", for_log(current));
+            let _ = writeln!(out, "      for each stale version: {}", for_log(stop));
+        }
+        action => {
+            for command in action.commands() {
+                let _ = writeln!(out, "    {}", for_log(command));
+            }
+        }
+    }
+}
+
+/// The redacted plan as `dhow plan` and `--dry-run` print it.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Deploy {} version {}", plan.service, plan.version);
+    let _ = writeln!(out, "Hosts: {}", plan.hosts.join(", "));
+    let _ = writeln!(out, "Roles: {}", plan.roles.join(", "));
+    if let Some(primary) = &plan.primary_role {
+        let _ = writeln!(out, "Primary role: {primary}");
+    }
+    for stage in &plan.before_lock {
+        render_stage(&mut out, stage);
+    }
+    let _ = writeln!(out, "\n== Acquire the deploy lock");
+    for host in &plan.lock.hosts {
+        let _ = writeln!(out, "  {host}:\n    {}", for_log(&plan.lock.ensure));
+    }
+    let _ = writeln!(
+        out,
+        "  {}:\n    {}",
+        plan.lock.primary,
+        for_log(&plan.lock.acquire)
+    );
+    for stage in &plan.locked {
+        render_stage(&mut out, stage);
+    }
+    let _ = writeln!(out, "\n== Release the deploy lock (also on failure)");
+    let _ = writeln!(
+        out,
+        "  {}:\n    {}",
+        plan.lock.primary,
+        for_log(&plan.lock.release)
+    );
+    out
+}
+
+fn render_stage(out: &mut String, stage: &Stage) {
+    let _ = writeln!(out, "\n== {}", stage.label);
+    for host in &stage.hosts {
+        if host.steps.is_empty() && host.roles.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "  {}:", host.host);
+        for step in &host.steps {
+            render_step(out, step);
+        }
+        for role in &host.roles {
+            let gate = if role.primary {
+                "primary role: opens the barrier when ready"
+            } else {
+                "waits for the primary role's barrier"
+            };
+            let _ = writeln!(out, "   role {} ({gate}):", role.role);
+            for step in role.prepare.iter().chain(&role.start).chain(&role.finish) {
+                render_step(out, step);
+            }
+            let _ = writeln!(
+                out,
+                "    on failure: {}  (failure ignored)",
+                for_log(&role.stop_new)
+            );
+            for command in &role.diagnostics {
+                let _ = writeln!(out, "    on failure: {}", for_log(command));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::config::{LoadInput, NoTemplates, SourceFile};
+use crate::selection;
+
+fn load(text: &str) -> Config {
+    let env = BTreeMap::new();
+    let input = LoadInput {
+        base: SourceFile {
+            name: "config/deploy.yml",
+            text: Some(text),
+        },
+        destination: None,
+        env: &env,
+        running_version: "2.11.0",
+        local_arch: Some("amd64"),
+        renderer: &NoTemplates,
+    };
+    crate::config::load(&input).expect("valid config")
+}
+
+const WORKERS: &str = "service: jobs
+image: ci/jobs
+registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}
+builder: {arch: amd64}
+primary_role: workers
+readiness_delay: 0
+servers:
+  workers:
+    hosts: [10.0.0.1, 10.0.0.2]
+    cmd: sleep infinity
+    proxy: false
+env:
+  clear: {MODE: batch}
+  secret: [CANARY_SECRET]
+";
+
+const WEB_AND_WORKER: &str = "service: app
+image: ci/app
+registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}
+builder: {arch: amd64}
+servers:
+  web: [10.0.0.1, 10.0.0.2]
+  workers:
+    hosts: [10.0.0.2]
+    cmd: bin/jobs
+proxy:
+  app_port: 3000
+env:
+  secret: [DB_PASSWORD]
+";
+
+const CANARY: &str = "canary-3f9a1c";
+
+fn plan_for(text: &str) -> Plan {
+    let config = load(text);
+    let selection = selection::select(&config, None, None, false).expect("selection");
+    let tags = Tags {
+        recorded_at: "2026-11-25T14:00:00Z".to_owned(),
+        performer: "ci@example.com".to_owned(),
+        destination: None,
+        version: Some("v1".to_owned()),
+        service_version: Some(format!("{}@v1", config.service)),
+        service: config.service.clone(),
+        details: Vec::new(),
+    };
+    let lock = LockDetails {
+        locked_by: "ci".to_owned(),
+        recorded_at: "2026-11-25T14:00:00Z".to_owned(),
+        version: "v1".to_owned(),
+        message: "Automatic deploy lock".to_owned(),
+    };
+    let password = Secret::new("registry-pw-canary".to_owned());
+    let mut secrets = BTreeMap::new();
+    secrets.insert("CANARY_SECRET".to_owned(), Secret::new(CANARY.to_owned()));
+    secrets.insert("DB_PASSWORD".to_owned(), Secret::new(CANARY.to_owned()));
+    deploy(&DeployInput {
+        config: &config,
+        selection: &selection,
+        version: "v1",
+        tags: &tags,
+        lock: &lock,
+        registry: Some(("ci", &password)),
+        secrets: &secrets,
+        nonce: "0123456789abcdef0123",
+    })
+}
+
+#[test]
+fn workers_only_plan() {
+    let rendered = render(&plan_for(WORKERS));
+    assert!(!rendered.contains(CANARY));
+    assert!(!rendered.contains("registry-pw-canary"));
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn web_and_worker_plan() {
+    let rendered = render(&plan_for(WEB_AND_WORKER));
+    assert!(!rendered.contains(CANARY));
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn env_file_holds_the_secrets_with_mode_0600() {
+    let plan = plan_for(WORKERS);
+    let boot = &plan.locked[2].hosts[0].roles[0];
+    let upload = boot
+        .start
+        .iter()
+        .find_map(|step| match &step.action {
+            Action::Upload {
+                path,
+                mode,
+                contents,
+            } => Some((path.clone(), *mode, contents.expose().clone())),
+            _ => None,
+        })
+        .expect("upload step");
+    assert_eq!(
+        upload,
+        (
+            ".kamal/apps/jobs/env/roles/workers.env".to_owned(),
+            0o600,
+            format!("CANARY_SECRET={CANARY}\n")
+        )
+    );
+    for step in boot.prepare.iter().chain(&boot.start) {
+        for command in step.action.commands() {
+            assert!(!crate::cmd::for_exec(command).contains(CANARY));
+        }
+    }
+}
+
+#[test]
+fn login_passes_the_password_on_stdin() {
+    let plan = plan_for(WORKERS);
+    let Action::Run(login) = &plan.before_lock[0].hosts[0].steps[0].action else {
+        panic!("login first");
+    };
+    assert!(!crate::cmd::for_exec(login).contains("registry-pw-canary"));
+    assert_eq!(
+        login.stdin().map(|s| s.expose().as_str()),
+        Some("registry-pw-canary")
+    );
+}
+
+#[test]
+fn roles_boot_primary_first_and_only_primary_opens_the_barrier() {
+    let plan = plan_for(WEB_AND_WORKER);
+    let boot = &plan.locked[2];
+    let host2 = boot
+        .hosts
+        .iter()
+        .find(|h| h.host == "10.0.0.2")
+        .expect("host 2");
+    let roles: Vec<(&str, bool)> = host2
+        .roles
+        .iter()
+        .map(|r| (r.role.as_str(), r.primary))
+        .collect();
+    assert_eq!(roles, [("web", true), ("workers", false)]);
+}
+
+#[test]
+fn substitute_fills_placeholders() {
+    let command = Command::from_words(["docker", "stop", OLD_VERSION]);
+    assert_eq!(
+        crate::cmd::for_exec(&substitute(&command, OLD_VERSION, "v0")),
+        "docker stop v0"
+    );
+}
