@@ -56,3 +56,36 @@ fn hooks_output_and_accessory_selectors() {
     let text = "service: app\nimage: i\nregistry: {username: u, password: p}\nbuilder: {arch: amd64}\nservers: [a]\nhooks_output:\n  pre-deploy: loud\naccessories:\n  db:\n    image: mysql\n    host: a\n    roles: [web]\n";
     insta::assert_snapshot!(render(text, None));
 }
+
+#[test]
+fn template_errors_underline_the_expression() {
+    let refuse = |_: &str, source: &str, _: &BTreeMap<String, String>| {
+        let line = source.lines().position(|l| l.contains("<%")).unwrap_or(0) + 1;
+        let col = source
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.find("<%="))
+            .unwrap_or(0)
+            + 5;
+        Err(config::TemplateFailure {
+            message: "`ENV.fetch(\"NOPE\")` raised KeyError: key not found: \"NOPE\"".into(),
+            line,
+            col: Some(col),
+            hint: Some("set NOPE in the environment".into()),
+        })
+    };
+    let env = BTreeMap::new();
+    let text = "service: app\nregistry:\n  password: <%= ENV.fetch(\"NOPE\") %>\n";
+    let input = LoadInput {
+        base: SourceFile {
+            name: "config/deploy.yml",
+            text: Some(text),
+        },
+        destination: None,
+        env: &env,
+        running_version: "2.11.0",
+        local_arch: None,
+        renderer: &refuse,
+    };
+    insta::assert_snapshot!(config::load(&input).unwrap_err().render());
+}

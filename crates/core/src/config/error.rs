@@ -149,7 +149,11 @@ pub fn render_error(error: &ConfigError, sources: &[(String, String)]) -> String
             let _ = writeln!(out, "{pad} |");
             let _ = writeln!(out, "{number} | {line_text}");
             let start = span.col.saturating_sub(1);
-            let width = caret_width(line_text, start);
+            let width = if error.kind == ErrorKind::Template {
+                template_width(line_text, start)
+            } else {
+                caret_width(line_text, start)
+            };
             let lead: String = line_text
                 .chars()
                 .take(start)
@@ -168,6 +172,14 @@ pub fn render_error(error: &ConfigError, sources: &[(String, String)]) -> String
         let _ = writeln!(out, "  = hint: {hint}");
     }
     out
+}
+
+/// An ERB expression runs to the closing `%>` of its tag.
+fn template_width(line: &str, start: usize) -> usize {
+    let rest: String = line.chars().skip(start).collect();
+    let body = rest.find("%>").map_or(rest.as_str(), |end| &rest[..end]);
+    let body = body.trim_end().trim_end_matches('-').trim_end();
+    body.chars().count().max(1)
 }
 
 fn caret_width(line: &str, start: usize) -> usize {

@@ -155,14 +155,11 @@ pub fn load(input: &LoadInput<'_>) -> Result<Config, ConfigErrors> {
     let mut merged: Option<Node> = None;
     for file in files {
         let Some(text) = file.text else {
-            errors.push(
-                ConfigError::new(
-                    ErrorKind::FileNotFound,
-                    "",
-                    format!("Configuration file not found in {}", file.name),
-                )
-                .path(file.name),
-            );
+            errors.push(ConfigError::new(
+                ErrorKind::FileNotFound,
+                "",
+                format!("Configuration file not found in {}", file.name),
+            ));
             break;
         };
         sources.push((file.name.to_string(), text.to_string()));
@@ -222,8 +219,7 @@ fn load_file(
             "",
             format!("{name}:{}:{}: {}", f.line, f.col.unwrap_or(1), f.message),
         )
-        .at(Some(&span))
-        .path(name);
+        .at(Some(&span));
         Box::new(match f.hint {
             Some(h) => e.hint(h),
             None => e,
@@ -239,8 +235,7 @@ fn load_file(
                     e.message, e.span.line, e.span.col
                 ),
             )
-            .at(Some(&e.span))
-            .path(name),
+            .at(Some(&e.span)),
         )
     })?;
     match node {
@@ -254,17 +249,13 @@ fn load_file(
                     n.type_word()
                 ),
             )
-            .at(Some(&n.span))
-            .path(name),
+            .at(Some(&n.span)),
         )),
-        None => Err(Box::new(
-            ConfigError::new(
-                ErrorKind::Syntax,
-                "",
-                format!("{name} is empty: it must contain a hash of settings"),
-            )
-            .path(name),
-        )),
+        None => Err(Box::new(ConfigError::new(
+            ErrorKind::Syntax,
+            "",
+            format!("{name} is empty: it must contain a hash of settings"),
+        ))),
     }
 }
 
