@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod comments;
+pub mod contents;
 pub mod context;
 pub mod deployments;
 pub mod workflow;

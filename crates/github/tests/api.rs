@@ -746,3 +746,74 @@ async fn the_current_job_is_found_by_runner_or_name() {
     assert_eq!(none, None);
     fake.assert_no_violations();
 }
+
+#[tokio::test]
+async fn files_are_published_through_the_contents_api() {
+    use dhow_github::contents::PutOutcome;
+    let (fake, gh) = setup().await;
+    let main_head = fake.branches()["main"].clone();
+    assert!(
+        gh.ensure_branch("badges", &main_head)
+            .await
+            .expect("create branch")
+    );
+    assert!(
+        !gh.ensure_branch("badges", &main_head)
+            .await
+            .expect("exists")
+    );
+    assert_eq!(
+        gh.branch_head("badges").await.expect("head"),
+        Some(main_head)
+    );
+    assert_eq!(gh.branch_head("nope").await.expect("head"), None);
+
+    let path = "badges/production.json";
+    assert_eq!(gh.get_file(path, Some("badges")).await.expect("read"), None);
+    let v1 = br#"{"schemaVersion":1,"label":"production","message":"abc123","color":"green"}"#;
+    let created = gh
+        .put_file(path, "badges", v1, "badge: production")
+        .await
+        .expect("create");
+    assert!(matches!(created, PutOutcome::Created { .. }), "{created:?}");
+    let read = gh
+        .get_file(path, Some("badges"))
+        .await
+        .expect("read")
+        .expect("file");
+    assert_eq!(read.content, v1);
+    assert_eq!(
+        gh.put_file(path, "badges", v1, "badge: production")
+            .await
+            .expect("same"),
+        PutOutcome::Unchanged
+    );
+    let v2 = "x".repeat(300);
+    let updated = gh
+        .put_file(path, "badges", v2.as_bytes(), "badge: production")
+        .await
+        .expect("update");
+    assert!(matches!(updated, PutOutcome::Updated { .. }), "{updated:?}");
+    assert_eq!(fake.file("badges", path).as_deref(), Some(v2.as_bytes()));
+    assert_eq!(fake.file("main", path), None, "other branches untouched");
+
+    // A concurrent writer makes our SHA stale once: re-read and retry.
+    fake.push_fault(Fault::status(
+        "repos/create-or-update-file-contents",
+        409,
+        "badges/production.json does not match",
+    ));
+    let v3 = b"third";
+    let retried = gh
+        .put_file(path, "badges", v3, "badge")
+        .await
+        .expect("retried");
+    assert!(matches!(retried, PutOutcome::Updated { .. }), "{retried:?}");
+    assert_eq!(fake.file("badges", path).as_deref(), Some(&v3[..]));
+    let err = gh
+        .put_file(path, "gone", v3, "badge")
+        .await
+        .expect_err("no branch");
+    assert_eq!(err.status(), Some(404));
+    fake.assert_no_violations();
+}

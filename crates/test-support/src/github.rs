@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -249,6 +251,29 @@ impl Spec {
 
     /// Validates `value` against `schema`, appending messages with JSON paths to `errors`.
     pub fn validate(&self, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
+        self.check(schema, value, at, errors, false);
+    }
+
+    /// Like [`Spec::validate`], but a value matching several `oneOf` branches passes: GitHub's
+    /// response schemas have overlapping branches (e.g. two error shapes for 409).
+    pub fn validate_response(
+        &self,
+        schema: &Value,
+        value: &Value,
+        at: &str,
+        errors: &mut Vec<String>,
+    ) {
+        self.check(schema, value, at, errors, true);
+    }
+
+    fn check(
+        &self,
+        schema: &Value,
+        value: &Value,
+        at: &str,
+        errors: &mut Vec<String>,
+        lenient: bool,
+    ) {
         let schema = resolve(&self.doc, schema);
         let Some(obj) = schema.as_object() else {
             return;
@@ -309,26 +334,29 @@ impl Spec {
             }
             if let Some(item_schema) = obj.get("items") {
                 for (i, item) in items.iter().enumerate() {
-                    self.validate(item_schema, item, &format!("{at}[{i}]"), errors);
+                    self.check(item_schema, item, &format!("{at}[{i}]"), errors, lenient);
                 }
             }
         }
         if let Some(map) = value.as_object() {
-            self.validate_object(obj, map, at, errors);
+            self.validate_object(obj, map, at, errors, lenient);
         }
         if let Some(all) = obj.get("allOf").and_then(Value::as_array) {
             for sub in all {
-                self.validate(sub, value, at, errors);
+                self.check(sub, value, at, errors, lenient);
             }
         }
         if let Some(any) = obj.get("anyOf").and_then(Value::as_array)
-            && !any.iter().any(|sub| self.is_valid(sub, value))
+            && !any.iter().any(|sub| self.is_valid(sub, value, lenient))
         {
             errors.push(format!("{at}: matches none of anyOf"));
         }
         if let Some(one) = obj.get("oneOf").and_then(Value::as_array) {
-            let matching = one.iter().filter(|sub| self.is_valid(sub, value)).count();
-            if matching != 1 {
+            let matching = one
+                .iter()
+                .filter(|sub| self.is_valid(sub, value, lenient))
+                .count();
+            if matching != 1 && !(lenient && matching > 1) {
                 errors.push(format!(
                     "{at}: matches {matching} of oneOf (exactly one required)"
                 ));
@@ -342,6 +370,7 @@ impl Spec {
         map: &Map<String, Value>,
         at: &str,
         errors: &mut Vec<String>,
+        lenient: bool,
     ) {
         if let Some(required) = obj.get("required").and_then(Value::as_array) {
             for name in required.iter().filter_map(Value::as_str) {
@@ -359,22 +388,24 @@ impl Spec {
         for (key, item) in map {
             let child = format!("{at}.{key}");
             if let Some(prop) = properties.and_then(|p| p.get(key)) {
-                self.validate(prop, item, &child, errors);
+                self.check(prop, item, &child, errors, lenient);
             } else {
                 match obj.get("additionalProperties") {
                     Some(Value::Bool(false)) => {
                         errors.push(format!("{at}: unknown property `{key}`"));
                     }
-                    Some(extra @ Value::Object(_)) => self.validate(extra, item, &child, errors),
+                    Some(extra @ Value::Object(_)) => {
+                        self.check(extra, item, &child, errors, lenient);
+                    }
                     _ => {}
                 }
             }
         }
     }
 
-    fn is_valid(&self, schema: &Value, value: &Value) -> bool {
+    fn is_valid(&self, schema: &Value, value: &Value, lenient: bool) -> bool {
         let mut errors = Vec::new();
-        self.validate(schema, value, "$", &mut errors);
+        self.check(schema, value, "$", &mut errors, lenient);
         errors.is_empty()
     }
 
@@ -507,7 +538,7 @@ fn coerce(spec: &Spec, schema: &Value, raw: &str) -> Value {
     if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
         for option in options {
             let value = coerce(spec, option, raw);
-            if spec.is_valid(option, &value) {
+            if spec.is_valid(option, &value, false) {
                 return value;
             }
         }
@@ -692,6 +723,10 @@ struct State {
     comments: Vec<Comment>,
     runs: BTreeMap<u64, RunSeed>,
     jobs: Vec<JobSeed>,
+    /// Branch name → head commit SHA.
+    branches: BTreeMap<String, String>,
+    /// (branch, path) → (content, blob SHA).
+    files: BTreeMap<(String, String), (Vec<u8>, String)>,
     pulls: BTreeMap<u64, PullSeed>,
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
@@ -801,6 +836,7 @@ impl FakeGitHub {
             repo: repo.to_owned(),
             token: token.map(str::to_owned),
             next_id: 1000,
+            branches: BTreeMap::from([("main".to_owned(), "1".repeat(40))]),
             ..State::default()
         }));
         let shared = Arc::clone(&state);
@@ -896,6 +932,19 @@ impl FakeGitHub {
     /// Adds a job to a workflow run.
     pub fn add_job(&self, job: JobSeed) {
         self.lock().jobs.push(job);
+    }
+
+    /// A file's content on a branch, as the contents API last stored it.
+    pub fn file(&self, branch: &str, path: &str) -> Option<Vec<u8>> {
+        self.lock()
+            .files
+            .get(&(branch.to_owned(), path.to_owned()))
+            .map(|(content, _)| content.clone())
+    }
+
+    /// The branches and their head SHAs (`main` exists from the start).
+    pub fn branches(&self) -> BTreeMap<String, String> {
+        self.lock().branches.clone()
     }
 
     /// Adds or replaces a pull request.
@@ -999,7 +1048,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
                 && let Some(schema) = spec.response_schema(op, answer.status)
             {
                 let mut errors = Vec::new();
-                spec.validate(schema, body, "$", &mut errors);
+                spec.validate_response(schema, body, "$", &mut errors);
                 violations.extend(
                     errors
                         .into_iter()
@@ -1267,6 +1316,10 @@ fn dispatch(
             None => Answer::error(404, "Not Found"),
         },
         "actions/list-jobs-for-workflow-run" => list_jobs(state, int("run_id"), query_values),
+        "repos/get-content" => get_content(state, path_params, query_values),
+        "repos/create-or-update-file-contents" => put_content(state, path_params, &body),
+        "git/get-ref" => get_ref(state, path_params.get("ref").map_or("", String::as_str)),
+        "git/create-ref" => create_ref(state, &body),
         "pulls/get" => match state.pulls.get(&int("pull_number")) {
             Some(pull) => Answer::json(200, pull_json(state, pull, "pull-request")),
             None => Answer::error(404, "Not Found"),
@@ -1820,5 +1873,164 @@ fn list_jobs(state: &State, run_id: u64, query: &BTreeMap<String, String>) -> An
     );
     let page = answer.body.take().unwrap_or(Value::Null);
     answer.body = Some(json!({ "total_count": total, "jobs": page }));
+    answer
+}
+
+/// A deterministic 40-hex stand-in for a git object id.
+fn object_id(parts: &[&[u8]]) -> String {
+    let mut out = String::new();
+    for seed in 0u64..3 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+        for part in parts {
+            for &b in *part {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+            hash ^= 0xff;
+        }
+        let _ = write!(out, "{hash:016x}");
+    }
+    out.truncate(40);
+    out
+}
+
+fn content_links(state: &State, branch: &str, path: &str, sha: &str) -> Value {
+    let url = format!("{}/contents/{path}?ref={branch}", state.repo_api());
+    let git = format!("{}/git/blobs/{sha}", state.repo_api());
+    let html = format!(
+        "https://github.com/{}/{}/blob/{branch}/{path}",
+        state.owner, state.repo
+    );
+    json!({
+        "name": path.rsplit('/').next().unwrap_or(path), "path": path, "sha": sha,
+        "url": url, "git_url": git, "html_url": html,
+        "download_url": format!("https://raw.githubusercontent.com/{}/{}/{branch}/{path}", state.owner, state.repo),
+        "type": "file",
+        "_links": {"self": url, "git": git, "html": html}
+    })
+}
+
+fn get_content(
+    state: &State,
+    params: &BTreeMap<String, String>,
+    query: &BTreeMap<String, String>,
+) -> Answer {
+    let path = params.get("path").cloned().unwrap_or_default();
+    let branch = query
+        .get("ref")
+        .cloned()
+        .unwrap_or_else(|| "main".to_owned());
+    if !state.branches.contains_key(&branch) {
+        return Answer::error(404, &format!("No commit found for the ref {branch}"));
+    }
+    let Some((content, sha)) = state.files.get(&(branch.clone(), path.clone())) else {
+        return Answer::error(404, "Not Found");
+    };
+    let encoded = BASE64.encode(content);
+    let wrapped: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(60)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect();
+    let mut v = content_links(state, &branch, &path, sha);
+    merge(
+        &mut v,
+        json!({"size": content.len(), "encoding": "base64", "content": wrapped.join("\n") + "\n"}),
+    );
+    Answer::json(200, v)
+}
+
+fn put_content(state: &mut State, params: &BTreeMap<String, String>, body: &Value) -> Answer {
+    let path = params.get("path").cloned().unwrap_or_default();
+    let branch = body["branch"].as_str().unwrap_or("main").to_owned();
+    let Some(head) = state.branches.get(&branch).cloned() else {
+        return Answer::error(404, &format!("Branch {branch} not found"));
+    };
+    let Ok(content) = BASE64.decode(body["content"].as_str().unwrap_or_default()) else {
+        return Answer::validation("content is not valid Base64", "content");
+    };
+    let key = (branch.clone(), path.clone());
+    let existing = state.files.get(&key).map(|(_, sha)| sha.clone());
+    let status = match (&existing, body["sha"].as_str()) {
+        (Some(_), None) => {
+            return Answer::validation("Invalid request.\n\n\"sha\" wasn't supplied.", "sha");
+        }
+        (Some(current), Some(given)) if current != given => {
+            return Answer::error(409, &format!("{path} does not match {given}"));
+        }
+        (None, Some(_)) => {
+            return Answer::error(409, &format!("{path} does not exist on {branch}"));
+        }
+        (Some(_), Some(_)) => 200,
+        (None, None) => 201,
+    };
+    let sha = object_id(&[path.as_bytes(), &content]);
+    let message = body["message"].as_str().unwrap_or_default().to_owned();
+    let commit = object_id(&[head.as_bytes(), sha.as_bytes(), message.as_bytes()]);
+    state.branches.insert(branch.clone(), commit.clone());
+    let size = content.len();
+    state.files.insert(key, (content, sha.clone()));
+    let now = state.now();
+    let mut content_json = content_links(state, &branch, &path, &sha);
+    merge(&mut content_json, json!({"size": size}));
+    Answer::json(
+        status,
+        json!({
+            "content": content_json,
+            "commit": {
+                "sha": commit, "node_id": format!("C_{commit}"),
+                "url": format!("{}/git/commits/{commit}", state.repo_api()),
+                "html_url": format!("https://github.com/{}/{}/commit/{commit}", state.owner, state.repo),
+                "author": {"date": now, "name": "github-actions[bot]", "email": "41898282+github-actions[bot]@users.noreply.github.com"},
+                "committer": {"date": now, "name": "github-actions[bot]", "email": "41898282+github-actions[bot]@users.noreply.github.com"},
+                "message": message,
+                "tree": {"url": format!("{}/git/trees/{sha}", state.repo_api()), "sha": sha},
+                "parents": [{"url": format!("{}/git/commits/{head}", state.repo_api()), "html_url": format!("https://github.com/{}/{}/commit/{head}", state.owner, state.repo), "sha": head}],
+                "verification": {"verified": false, "reason": "unsigned", "signature": null, "payload": null, "verified_at": null}
+            }
+        }),
+    )
+}
+
+fn ref_json(state: &State, full_ref: &str, sha: &str) -> Value {
+    json!({
+        "ref": full_ref, "node_id": format!("REF_{}", object_id(&[full_ref.as_bytes()])),
+        "url": format!("{}/git/{full_ref}", state.repo_api()),
+        "object": {"type": "commit", "sha": sha, "url": format!("{}/git/commits/{sha}", state.repo_api())}
+    })
+}
+
+fn get_ref(state: &State, short_ref: &str) -> Answer {
+    match short_ref
+        .strip_prefix("heads/")
+        .and_then(|branch| state.branches.get(branch))
+    {
+        Some(sha) => Answer::json(200, ref_json(state, &format!("refs/{short_ref}"), sha)),
+        None => Answer::error(404, "Not Found"),
+    }
+}
+
+fn create_ref(state: &mut State, body: &Value) -> Answer {
+    let full_ref = body["ref"].as_str().unwrap_or_default().to_owned();
+    let sha = body["sha"].as_str().unwrap_or_default().to_owned();
+    let Some(branch) = full_ref
+        .strip_prefix("refs/heads/")
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+    else {
+        return Answer::validation("ref must be refs/heads/<name>", "ref");
+    };
+    if !is_sha(&sha) {
+        return Answer::validation("Object does not exist", "sha");
+    }
+    if state.branches.contains_key(&branch) {
+        return Answer::validation("Reference already exists", "ref");
+    }
+    state.branches.insert(branch, sha.clone());
+    let mut answer = Answer::json(201, ref_json(state, &full_ref, &sha));
+    answer.headers.push((
+        "location".to_owned(),
+        format!("{}/git/{full_ref}", state.repo_api()),
+    ));
     answer
 }
