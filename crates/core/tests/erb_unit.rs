@@ -736,3 +736,47 @@ fn regular_expressions() {
     assert_eq!(e.kind, ErrorKind::Unsupported);
     assert!(e.message.contains("back-references"), "{}", e.message);
 }
+
+#[test]
+fn commands_see_the_templates_env_changes() {
+    struct EnvEcho;
+    impl ErbHost for EnvEcho {
+        fn env(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn env_vars(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        fn run(&self, command: &str) -> Result<String, String> {
+            Ok(format!("plain {command}"))
+        }
+        fn run_with_env(
+            &self,
+            command: &str,
+            env_changes: &BTreeMap<String, Option<String>>,
+        ) -> Result<String, String> {
+            Ok(format!("{command} {env_changes:?}"))
+        }
+        fn read_file(&self, _: &str) -> Result<Option<String>, String> {
+            Ok(None)
+        }
+        fn current_dir(&self) -> String {
+            "/".into()
+        }
+    }
+    let r = render(
+        "<% ENV['X'] = '1' %><%= `echo $X` %>",
+        "deploy.yml",
+        &EnvEcho,
+    )
+    .unwrap();
+    assert_eq!(r.text, "echo $X {\"X\": Some(\"1\")}");
+    // The default forwards to `run`.
+    let r = render(
+        "<%= `hi` %>",
+        "deploy.yml",
+        &no_env().command("hi", "there"),
+    )
+    .unwrap();
+    assert_eq!(r.text, "there");
+}

@@ -1013,7 +1013,7 @@ impl Interp<'_, '_, '_, '_> {
     }
 
     fn shell(&self, node: &Node, command: &str) -> R {
-        match self.host.run(command) {
+        match self.host.run_with_env(command, self.env.changes()) {
             Ok(out) => Ok(Value::Str(out)),
             Err(message) => Err(self.raise_hint(
                 node,
@@ -2552,7 +2552,7 @@ impl Interp<'_, '_, '_, '_> {
             let env = &*self.env;
             let parsed =
                 dotenv::parse_dotenv(&text, overwrite, &|key| env.get(host, key), &|command| {
-                    host.run(command)
+                    host.run_with_env(command, env.changes())
                 })
                 .map_err(|e| self.raise(node, e.class(), e.to_string()))?;
             let result = if name == "parse" {

@@ -92,9 +92,24 @@ pub trait ErbHost {
     /// Every environment variable, for `ENV.each`, `ENV.to_h` and `ENV.keys`.
     fn env_vars(&self) -> Vec<(String, String)>;
     /// Runs a local shell command (backticks, `%x()`, `Kamal::Utils.docker_arch`, dotenv's
-    /// `$(...)`) and returns its standard output whatever the exit status, as Ruby does. `Err`
-    /// means the command could not be started at all (Ruby raises `Errno::ENOENT`).
+    /// `$(...)`) and returns its standard output whatever the exit status, as Ruby does; the
+    /// command's stderr stays attached to the user's terminal. Ruby hands the command to
+    /// `/bin/sh -c` when it contains shell metacharacters and executes it directly otherwise, so
+    /// running everything through `sh -c` only differs for a missing program (empty output and a
+    /// shell message instead of an error). `Err` means the command could not be started at all
+    /// (Ruby raises `Errno::ENOENT`).
     fn run(&self, command: &str) -> Result<String, String>;
+    /// Like [`ErbHost::run`], with the template's changes to `ENV` so far (`Some` sets, `None`
+    /// removes), which a Ruby child process would inherit. The default ignores them; the binary
+    /// should apply them to the child's environment.
+    fn run_with_env(
+        &self,
+        command: &str,
+        env_changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<String, String> {
+        let _ = env_changes;
+        self.run(command)
+    }
     /// Reads a file: `Ok(None)` when it does not exist (or is a directory), `Err` for other
     /// failures. Used by `File.read`, `File.exist?` and `Dotenv.load`.
     fn read_file(&self, path: &str) -> Result<Option<String>, String>;
