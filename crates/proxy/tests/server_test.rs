@@ -1,0 +1,287 @@
+//! End-to-end scenarios of kamal-proxy's `internal/server/server_test.go`: real listeners on
+//! 127.0.0.1, the control socket, the client binary, and HTTPS over HTTP/1.1 and HTTP/2.
+
+#![allow(clippy::unwrap_used, reason = "test helpers panic on failed setup")]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::*;
+use dhow_proxy::commands::{Call, call};
+use dhow_proxy::server::{Server, ServerConfig};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn http_get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", host)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_server_deploy_over_control_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let socket = dir.path().join("kamal-proxy.sock");
+    let target = backend("first", 200).await;
+
+    call(
+        &socket,
+        &Call::Deploy(args("app", &[&target], service_options(), target_options())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        http_get(server.http_addr, "example.com", "/").await,
+        (200, "first".into())
+    );
+
+    // The client binary against the same socket.
+    let second = backend("second", 200).await;
+    let bin = env!("CARGO_BIN_EXE_kamal-proxy");
+    let out = tokio::task::spawn_blocking({
+        let socket = socket.clone();
+        let second = second.clone();
+        move || {
+            Command::new(bin)
+                .args([
+                    "deploy",
+                    "app",
+                    &format!("--target={second}"),
+                    "--health-check-interval=50ms",
+                    "--drain-timeout=1s",
+                ])
+                .env("KAMAL_PROXY_SOCKET", &socket)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(
+        http_get(server.http_addr, "example.com", "/").await,
+        (200, "second".into())
+    );
+
+    let list = Command::new(bin)
+        .arg("list")
+        .env("KAMAL_PROXY_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert_eq!(list.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        text.contains("Service") && text.contains("app") && text.contains(&second),
+        "{text}"
+    );
+    assert!(text.contains("running"));
+
+    let out = Command::new(bin)
+        .args(["remove", "nope"])
+        .env("KAMAL_PROXY_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: service not found\n"
+    );
+
+    let out = Command::new(bin)
+        .args(["stop", "app", "--message=Back soon"])
+        .env("KAMAL_PROXY_SOCKET", &socket)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let (status, body) = http_get(server.http_addr, "example.com", "/").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("Back soon"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_server_restart_restores_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = backend("kept", 200).await;
+    {
+        let server = start_server(dir.path()).await;
+        server
+            .router
+            .deploy(args("app", &[&target], service_options(), target_options()))
+            .await
+            .unwrap();
+        server.shutdown().await;
+    }
+    let server = start_server(dir.path()).await;
+    assert_eq!(
+        http_get(server.http_addr, "example.com", "/").await,
+        (200, "kept".into())
+    );
+    server.shutdown().await;
+}
+
+fn tls_connector(alpn: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = CertificateDer::from_pem_file(fixture("ca.pem")).unwrap();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_server_https_with_static_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(ServerConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_addr: None,
+        socket_path: None,
+        state_path: Some(dir.path().join("state.json")),
+    })
+    .await
+    .unwrap();
+    let target = backend("secure", 200).await;
+    let mut so = service_options();
+    so.hosts = vec!["example.com".into()];
+    so.tls_enabled = true;
+    so.tls_certificate_path = fixture("cert.pem");
+    so.tls_private_key_path = fixture("key.pem");
+    server
+        .router
+        .deploy(args("app", &[&target], so, target_options()))
+        .await
+        .unwrap();
+
+    // HTTP redirects to HTTPS.
+    let (status, _) = http_get(server.http_addr, "example.com", "/").await;
+    assert_eq!(status, 301);
+
+    let https = server.https_addr.unwrap();
+    for alpn in [&b"http/1.1"[..], &b"h2"[..]] {
+        let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+        let tls = tls_connector(alpn)
+            .connect(ServerName::try_from("example.com").unwrap(), tcp)
+            .await
+            .unwrap();
+        let io = TokioIo::new(tls);
+        let (status, version, alt_svc, body) = if alpn == b"h2" {
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .unwrap();
+            tokio::spawn(conn);
+            let req = http::Request::get("https://example.com/")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let r = sender.send_request(req).await.unwrap();
+            (
+                r.status(),
+                r.version(),
+                r.headers().contains_key("alt-svc"),
+                r.into_body().collect().await.unwrap().to_bytes(),
+            )
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            let req = http::Request::get("/")
+                .header("host", "example.com")
+                .body(Empty::<Bytes>::new())
+                .unwrap();
+            let r = sender.send_request(req).await.unwrap();
+            (
+                r.status(),
+                r.version(),
+                r.headers().contains_key("alt-svc"),
+                r.into_body().collect().await.unwrap().to_bytes(),
+            )
+        };
+        assert_eq!(status, 200);
+        assert_eq!(&body[..], b"secure");
+        assert!(!alt_svc, "no Alt-Svc without HTTP/3");
+        let expected = if alpn == b"h2" {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        assert_eq!(version, expected);
+    }
+
+    // An unknown server name fails the handshake.
+    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+    assert!(
+        tls_connector(b"http/1.1")
+            .connect(ServerName::try_from("unknown.example.org").unwrap(), tcp)
+            .await
+            .is_err()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_server_metrics_endpoint() {
+    let server = Server::start(ServerConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        https_addr: None,
+        metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        socket_path: None,
+        state_path: None,
+    })
+    .await
+    .unwrap();
+    let target = backend("m", 200).await;
+    server
+        .router
+        .deploy(args(
+            "metered",
+            &[&target],
+            service_options(),
+            target_options(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(http_get(server.http_addr, "example.com", "/").await.0, 200);
+    let (status, text) = http_get(server.metrics_addr.unwrap(), "localhost", "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(
+            "kamal_proxy_http_requests_total{method=\"GET\",service=\"metered\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("kamal_proxy_http_request_duration_seconds_bucket{method=\"GET\",service=\"metered\",status=\"200\",le=\"+Inf\"} 1"));
+    assert!(text.contains("kamal_proxy_http_in_flight_requests{service=\"metered\"} 0"));
+    server.shutdown().await;
+}
