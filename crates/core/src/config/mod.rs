@@ -26,5 +26,5 @@ pub use model::{
 };
 pub use schema::{SECTIONS, docs};
 pub use template::ErbTemplates;
-pub use view::to_yaml;
+pub use view::{to_json, to_yaml};
 pub use yaml::{Node, Span, Value};

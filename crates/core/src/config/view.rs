@@ -132,6 +132,29 @@ impl Config {
     }
 }
 
+/// The tree as JSON (maps keep their order only as far as `serde_json` does; symbols are written
+/// `:name`, dates as text, non-finite floats as strings), for machine-readable output.
+pub fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &node.value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or_else(|| J::String(ruby_float(*f)), J::Number)
+        }
+        Value::Str(s) | Value::Date(s) => J::String(s.clone()),
+        Value::Symbol(s) => J::String(format!(":{s}")),
+        Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => J::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.name.clone(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 /// Kamal's `Utils.argumentize` over map entries: `--opt k="v"`, `--opt k=false`, or `--opt k`.
 pub fn argumentize(argument: &str, entries: &[(String, Node)]) -> Vec<String> {
     let mut out = Vec::new();
@@ -427,6 +450,17 @@ mod tests {
         assert_eq!(escape_shell_value("`x`"), "\"\\`x\\`\"");
         assert_eq!(escape_shell_value("héllo"), "\"h\"é\"llo\"");
         assert_eq!(escape_shell_value("#{x}"), "\"\\#{x}\"");
+    }
+
+    #[test]
+    fn json_conversion() {
+        let node = parse("a: [1, 1.5, :s, ~, yes, x]\n", "t", None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            to_json(&node),
+            serde_json::json!({"a": [1, 1.5, ":s", null, true, "x"]})
+        );
     }
 
     #[test]
