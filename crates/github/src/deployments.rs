@@ -616,6 +616,61 @@ impl GitHub {
         })
     }
 
+    /// Whether an environment exists.
+    pub async fn environment_exists(&self, name: &str) -> Result<bool, ApiError> {
+        let path = format!(
+            "{}/environments/{}",
+            self.repo_path(),
+            crate::client::encode(name)
+        );
+        let endpoint = format!("GET {path}");
+        let response = self.send(Method::GET, &path, None).await?;
+        if response.status == 404 {
+            return Ok(false);
+        }
+        self.check_response(&endpoint, &response, &[200])?;
+        Ok(true)
+    }
+
+    /// `DELETE /repos/{o}/{r}/environments/{name}`. Needs a token with Administration write
+    /// (not `GITHUB_TOKEN`): a 403 comes back as an error the caller can turn into a warning
+    /// ([`ApiError::is_forbidden_for_integration`]).
+    pub async fn delete_environment(&self, name: &str) -> Result<(), ApiError> {
+        let path = format!(
+            "{}/environments/{}",
+            self.repo_path(),
+            crate::client::encode(name)
+        );
+        self.request_empty(Method::DELETE, &path, None, &[204])
+            .await
+    }
+
+    /// `POST /repos/{o}/{r}/statuses/{sha}`: a commit status (`error`, `failure`, `pending`,
+    /// `success`) under `context`; the description is cut to 140 characters.
+    pub async fn create_commit_status(
+        &self,
+        sha: &str,
+        state: &str,
+        context: &str,
+        target_url: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let path = format!(
+            "{}/statuses/{}",
+            self.repo_path(),
+            crate::client::encode(sha)
+        );
+        let mut body = json!({ "state": state, "context": context });
+        if let Some(url) = target_url {
+            body["target_url"] = json!(url);
+        }
+        if let Some(text) = description {
+            body["description"] = json!(truncate_chars(text, 140));
+        }
+        self.request_empty(Method::POST, &path, Some(&body), &[201])
+            .await
+    }
+
     /// `GET /repos/{o}/{r}/pulls/{number}`.
     pub async fn get_pull_request(&self, number: u64) -> Result<PullRequest, ApiError> {
         let path = format!("{}/pulls/{number}", self.repo_path());

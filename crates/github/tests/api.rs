@@ -817,3 +817,53 @@ async fn files_are_published_through_the_contents_api() {
     assert_eq!(err.status(), Some(404));
     fake.assert_no_violations();
 }
+
+#[tokio::test]
+async fn environments_and_commit_statuses() {
+    let (fake, gh) = setup().await;
+    assert!(!gh.environment_exists("pr-7").await.expect("get"));
+    gh.create_deployment(&NewDeployment::new(SHA1, "pr-7"))
+        .await
+        .expect("d");
+    assert!(gh.environment_exists("pr-7").await.expect("get"));
+    // GITHUB_TOKEN cannot delete environments: a 403 the caller turns into a warning.
+    let err = gh.delete_environment("pr-7").await.expect_err("forbidden");
+    assert!(err.is_forbidden_for_integration(), "{err}");
+    fake.set_admin(true);
+    gh.delete_environment("pr-7").await.expect("admin token");
+    assert!(fake.environments().is_empty());
+
+    gh.create_commit_status(
+        SHA1,
+        "pending",
+        "dhow/preview",
+        Some("https://x/run"),
+        Some("deploying"),
+    )
+    .await
+    .expect("status");
+    gh.create_commit_status(
+        SHA1,
+        "success",
+        "dhow/preview",
+        None,
+        Some(&"d".repeat(300)),
+    )
+    .await
+    .expect("status");
+    assert_eq!(
+        fake.commit_statuses(SHA1),
+        [
+            ("pending".to_owned(), "dhow/preview".to_owned()),
+            ("success".to_owned(), "dhow/preview".to_owned())
+        ]
+    );
+    let err = gh
+        .create_commit_status(SHA1, "in_progress", "dhow/preview", None, None)
+        .await
+        .expect_err("not a commit status state");
+    assert_eq!(err.status(), Some(422));
+    let violations = fake.take_violations();
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(violations[0].contains("body.state"), "{violations:?}");
+}

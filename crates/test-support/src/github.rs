@@ -702,6 +702,13 @@ struct Status {
 }
 
 #[derive(Debug, Clone)]
+struct CommitStatus {
+    sha: String,
+    state: String,
+    context: String,
+}
+
+#[derive(Debug, Clone)]
 struct Comment {
     id: u64,
     issue_number: u64,
@@ -725,6 +732,11 @@ struct State {
     jobs: Vec<JobSeed>,
     /// Branch name → head commit SHA.
     branches: BTreeMap<String, String>,
+    /// Environment names (created by the first deployment that names them).
+    environments: std::collections::BTreeSet<String>,
+    /// Whether the token may administer the repository (`GITHUB_TOKEN` may not).
+    admin: bool,
+    commit_statuses: Vec<CommitStatus>,
     /// (branch, path) → (content, blob SHA).
     files: BTreeMap<(String, String), (Vec<u8>, String)>,
     pulls: BTreeMap<u64, PullSeed>,
@@ -934,6 +946,27 @@ impl FakeGitHub {
         self.lock().jobs.push(job);
     }
 
+    /// Lets the token administer the repository (a PAT or App token, not `GITHUB_TOKEN`), which
+    /// deleting environments needs.
+    pub fn set_admin(&self, admin: bool) {
+        self.lock().admin = admin;
+    }
+
+    /// The environments that exist.
+    pub fn environments(&self) -> Vec<String> {
+        self.lock().environments.iter().cloned().collect()
+    }
+
+    /// The commit statuses posted for `sha` as (state, context), oldest first.
+    pub fn commit_statuses(&self, sha: &str) -> Vec<(String, String)> {
+        self.lock()
+            .commit_statuses
+            .iter()
+            .filter(|s| s.sha == sha)
+            .map(|s| (s.state.clone(), s.context.clone()))
+            .collect()
+    }
+
     /// A file's content on a branch, as the contents API last stored it.
     pub fn file(&self, branch: &str, path: &str) -> Option<Vec<u8>> {
         self.lock()
@@ -1039,6 +1072,7 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
         Ok((op, path_params)) => {
             let (answer, problems) =
                 check_and_answer(&mut state, spec, op, &path_params, &query, &headers, &body);
+            let rejected = !problems.is_empty();
             violations.extend(
                 problems
                     .into_iter()
@@ -1055,7 +1089,8 @@ async fn handle(state: &Arc<Mutex<State>>, req: Request<Incoming>) -> Response<F
                         .map(|e| format!("{} {path}: response {}: {e}", op.id, answer.status)),
                 );
             }
-            if op.responses.get(answer.status.to_string()).is_none()
+            if !rejected
+                && op.responses.get(answer.status.to_string()).is_none()
                 && answer.status < 500
                 && answer.status != 404
                 && answer.status != 401
@@ -1320,6 +1355,33 @@ fn dispatch(
         "repos/create-or-update-file-contents" => put_content(state, path_params, &body),
         "git/get-ref" => get_ref(state, path_params.get("ref").map_or("", String::as_str)),
         "git/create-ref" => create_ref(state, &body),
+        "repos/get-environment" => {
+            let name = path_params
+                .get("environment_name")
+                .cloned()
+                .unwrap_or_default();
+            if state.environments.contains(&name) {
+                Answer::json(200, environment_json(state, &name))
+            } else {
+                Answer::error(404, "Not Found")
+            }
+        }
+        "repos/delete-an-environment" => {
+            let name = path_params
+                .get("environment_name")
+                .cloned()
+                .unwrap_or_default();
+            if state.admin {
+                state.environments.remove(&name);
+                Answer::empty(204)
+            } else {
+                Answer::error(403, "Resource not accessible by integration")
+            }
+        }
+        "repos/create-commit-status" => {
+            let sha = path_params.get("sha").cloned().unwrap_or_default();
+            create_commit_status(state, &sha, &body)
+        }
         "pulls/get" => match state.pulls.get(&int("pull_number")) {
             Some(pull) => Answer::json(200, pull_json(state, pull, "pull-request")),
             None => Answer::error(404, "Not Found"),
@@ -1587,6 +1649,7 @@ fn create_deployment(state: &mut State, body: &Value) -> Answer {
         updated_at: now,
     };
     let answer = Answer::json(201, deployment_json(state, &deployment));
+    state.environments.insert(deployment.environment.clone());
     state.deployments.push(deployment);
     answer
 }
@@ -2031,6 +2094,46 @@ fn create_ref(state: &mut State, body: &Value) -> Answer {
     answer.headers.push((
         "location".to_owned(),
         format!("{}/git/{full_ref}", state.repo_api()),
+    ));
+    answer
+}
+
+fn environment_json(state: &State, name: &str) -> Value {
+    let mut v = spec().example("environment");
+    let fields = json!({
+        "id": object_id(&[name.as_bytes()]).len(), "node_id": format!("EN_{name}"), "name": name,
+        "url": format!("{}/environments/{}", state.repo_api(), url_encode(name)),
+        "html_url": format!("https://github.com/{}/{}/deployments/activity_log?environments_filter={}", state.owner, state.repo, url_encode(name)),
+        "protection_rules": []
+    });
+    merge(&mut v, fields);
+    v
+}
+
+fn create_commit_status(state: &mut State, sha: &str, body: &Value) -> Answer {
+    let id = state.id();
+    let now = state.now();
+    let context = body["context"].as_str().unwrap_or("default").to_owned();
+    let status_state = body["state"].as_str().unwrap_or_default().to_owned();
+    let target_url = body["target_url"].as_str().map(str::to_owned);
+    let description = body["description"].as_str().map(str::to_owned);
+    state.commit_statuses.push(CommitStatus {
+        sha: sha.to_owned(),
+        state: status_state.clone(),
+        context: context.clone(),
+    });
+    let mut v = spec().example("status");
+    let fields = json!({
+        "url": format!("{}/statuses/{sha}", state.repo_api()), "id": id,
+        "node_id": format!("ST_{id}"), "state": status_state, "description": description,
+        "target_url": target_url, "context": context, "created_at": now, "updated_at": now,
+        "creator": bot(state)
+    });
+    merge(&mut v, fields);
+    let mut answer = Answer::json(201, v);
+    answer.headers.push((
+        "location".to_owned(),
+        format!("{}/statuses/{sha}", state.repo_api()),
     ));
     answer
 }
