@@ -12,7 +12,8 @@ use clap::{ArgAction, Args, Parser, Subcommand};
     disable_version_flag = true,
     disable_help_subcommand = true,
     after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 configuration error, \
-                  4 secrets error. See the README for the full table."
+                  4 secrets error, 5 SSH error, 6 host key error, 7 deploy lock held. See the \
+                  README for the full table."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -71,13 +72,56 @@ pub struct GlobalArgs {
     #[arg(short = 'H', long = "skip-hooks", global = true)]
     pub skip_hooks: bool,
 
+    /// How host keys are verified and which private key is offered.
+    #[command(flatten)]
+    pub ssh: SshArgs,
+
     /// Print help (`dhow help` and `dhow COMMAND --help` work too).
     #[arg(long, global = true, action = ArgAction::Help)]
     pub help: Option<bool>,
 }
 
+/// Host-key verification and CI keys. Host keys are always verified: against `known_hosts` files,
+/// or against pinned fingerprints, or (only when asked for by name) trusted on first use.
+#[derive(Debug, Clone, Args)]
+pub struct SshArgs {
+    /// A `known_hosts` file to verify host keys with (repeatable; the environment variable takes a
+    /// `:`-separated list). Default: `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`.
+    #[arg(
+        long = "known-hosts",
+        global = true,
+        env = "DHOW_KNOWN_HOSTS",
+        value_delimiter = ':',
+        value_name = "PATH"
+    )]
+    pub known_hosts: Vec<PathBuf>,
+
+    /// Pinned host key fingerprints instead of `known_hosts`: `SHA256:…` for every host, or
+    /// `HOST=SHA256:…`, separated by commas or spaces (repeatable).
+    #[arg(
+        long = "ssh-fingerprint",
+        global = true,
+        env = "DHOW_SSH_FINGERPRINTS",
+        value_name = "LIST"
+    )]
+    pub ssh_fingerprints: Vec<String>,
+
+    /// Trust-on-first-use: a host with no `known_hosts` entry gets its key appended to FILE and
+    /// trusted (changed keys still fail). Only where the network path to the hosts is trusted.
+    #[arg(long = "trust-new-host-keys", global = true, value_name = "FILE")]
+    pub trust_new_host_keys: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Verify, on every selected host, SSH, the host key, docker, the registry login and the
+    /// secrets, before anything is changed; prints a table per host.
+    Check,
+
+    /// Run commands on the servers, or set them up for dhow.
+    #[command(subcommand)]
+    Server(ServerCommand),
+
     /// Show the merged configuration as Kamal prints it, secrets redacted.
     Config,
 
@@ -137,4 +181,21 @@ pub enum SecretsCommand {
     },
     /// Print every resolved secret as KEY=value (for debugging: prints secrets in clear text).
     Print,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Run a custom command on the selected servers (an audit line is written on each).
+    Exec {
+        /// Run the command interactively on the primary host, with `ssh -t` (for a console or
+        /// a shell).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// The command and its arguments (joined with spaces, run by the remote shell).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+    /// Install Docker where it is missing (root or passwordless sudo needed), under the deploy
+    /// lock, then run the docker-setup hook.
+    Bootstrap,
 }

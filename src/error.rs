@@ -15,6 +15,44 @@ pub enum ExitCode {
     Config = 3,
     /// A secret could not be resolved.
     Secrets = 4,
+    /// A host could not be reached over SSH (refused, timed out, authentication failed).
+    Ssh = 5,
+    /// A host's key is unknown, changed or revoked.
+    HostKey = 6,
+    /// The deploy lock is held by someone else.
+    Locked = 7,
+}
+
+impl ExitCode {
+    /// The code of a host's failure: host-key problems and connection problems have their own.
+    pub fn of_remote(error: &dhow_remote::RemoteError) -> Self {
+        match error {
+            dhow_remote::RemoteError::Connect(connect) => Self::of_connect(connect),
+            _ => Self::Failure,
+        }
+    }
+
+    fn of_connect(error: &dhow_remote::ConnectError) -> Self {
+        match error {
+            dhow_remote::ConnectError::HostKey(_) => Self::HostKey,
+            dhow_remote::ConnectError::Jump { source, .. } => Self::of_connect(source),
+            dhow_remote::ConnectError::Cancelled { .. } => Self::Failure,
+            _ => Self::Ssh,
+        }
+    }
+
+    /// The most specific code of several failures: a host key beats a connection, which beats
+    /// a command failure.
+    pub fn most_specific(codes: impl IntoIterator<Item = Self>) -> Self {
+        codes
+            .into_iter()
+            .max_by_key(|code| match code {
+                Self::HostKey => 3,
+                Self::Ssh => 2,
+                _ => 1,
+            })
+            .unwrap_or(Self::Failure)
+    }
 }
 
 /// Everything the binary reports as a failure.
@@ -46,15 +84,63 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    Selection(#[from] dhow_core::selection::SelectionError),
+
+    #[error("invalid ssh settings: {0}")]
+    SshSettings(#[from] dhow_remote::SshSettingsError),
+
+    #[error(transparent)]
+    FingerprintPins(#[from] dhow_remote::host_key::PinParseError),
+
+    #[error(transparent)]
+    KnownHosts(#[from] dhow_remote::known_hosts::KnownHostsReadError),
+
+    /// One or more hosts failed; every failing host is listed.
+    #[error(transparent)]
+    Hosts(#[from] dhow_remote::HostsFailed),
+
+    #[error("Deploy lock found. Run 'dhow lock help' for more information")]
+    LockHeld,
+
+    #[error("Hook `{hook}` failed:\n{output}")]
+    Hook { hook: String, output: String },
+
+    /// `dhow check` found problems; the table above lists them.
+    #[error("check failed on {} of {total} host(s): {}", hosts.len(), hosts.join(", "))]
+    CheckFailed {
+        hosts: Vec<String>,
+        total: usize,
+        code: ExitCode,
+    },
+
+    /// A failure described by its message (e.g. hosts without Docker).
+    #[error("{message}")]
+    Failed { message: String },
 }
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Usage { .. } => ExitCode::Usage,
-            Error::Config(_) | Error::NoVersion { .. } => ExitCode::Config,
-            Error::ReadFile { .. } | Error::WriteFile { .. } => ExitCode::Failure,
+            Error::Usage { .. } | Error::Selection(_) | Error::FingerprintPins(_) => {
+                ExitCode::Usage
+            }
+            Error::Config(_) | Error::NoVersion { .. } | Error::SshSettings(_) => ExitCode::Config,
             Error::Secrets(_) => ExitCode::Secrets,
+            Error::ReadFile { .. }
+            | Error::WriteFile { .. }
+            | Error::KnownHosts(_)
+            | Error::Hook { .. }
+            | Error::Failed { .. } => ExitCode::Failure,
+            Error::Hosts(failed) => ExitCode::most_specific(
+                failed
+                    .failures
+                    .iter()
+                    .map(|failure| ExitCode::of_remote(&failure.error)),
+            ),
+            Error::LockHeld => ExitCode::Locked,
+            Error::CheckFailed { code, .. } => *code,
         }
     }
 
@@ -68,7 +154,32 @@ impl Error {
                 Some("run `dhow init` to create a configuration, or pass -c PATH".to_owned())
             }
             Error::Secrets(error) => error.hint(),
-            Error::Usage { .. }
+            Error::Hosts(_) | Error::CheckFailed { .. } => match self.exit_code() {
+                ExitCode::HostKey => Some(
+                    "add the line shown to a known_hosts file (--known-hosts PATH), pin the \
+                     fingerprint (--ssh-fingerprint or DHOW_SSH_FINGERPRINTS), or opt in to \
+                     trust-on-first-use with --trust-new-host-keys FILE"
+                        .to_owned(),
+                ),
+                ExitCode::Ssh => Some(
+                    "check that the host is up and ssh.user, ssh.port and ssh.keys are right; in \
+                     CI pass the private key in DHOW_SSH_PRIVATE_KEY"
+                        .to_owned(),
+                ),
+                _ => None,
+            },
+            Error::LockHeld => Some(
+                "wait for the other run to finish; if it crashed, release the lock on the \
+                 primary host (`rm -r .kamal/lock-*`, or `kamal lock release`)"
+                    .to_owned(),
+            ),
+            Error::Selection(_)
+            | Error::SshSettings(_)
+            | Error::FingerprintPins(_)
+            | Error::KnownHosts(_)
+            | Error::Hook { .. }
+            | Error::Failed { .. }
+            | Error::Usage { .. }
             | Error::WriteFile { .. }
             | Error::Config(_)
             | Error::ReadFile { .. } => None,

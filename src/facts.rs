@@ -1,5 +1,4 @@
-//! The outside world as plain values: git state and random suffixes (later: the clock and the
-//! user). The only module of the binary that asks git; the core receives what it finds here.
+//! The outside world as plain values: git state, the user, the UTC clock and random suffixes. The only module of the binary that asks git; the core receives what it finds here.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -32,6 +31,78 @@ pub fn git_revision(dir: &Path) -> Option<String> {
 /// Whether `git status --porcelain` reports anything.
 pub fn git_uncommitted_changes(dir: &Path) -> bool {
     git(dir, &["status", "--porcelain"]).is_some_and(|status| !status.is_empty())
+}
+
+/// `git config user.name`, empty when unset.
+pub fn git_user_name(dir: &Path) -> String {
+    git(dir, &["config", "user.name"]).unwrap_or_default()
+}
+
+/// `git config user.email`, empty when unset.
+pub fn git_email(dir: &Path) -> String {
+    git(dir, &["config", "user.email"]).unwrap_or_default()
+}
+
+/// Who holds a lock, as Kamal records it: `git config user.name`, else `Unknown`.
+pub fn locked_by(dir: &Path) -> String {
+    let name = git_user_name(dir);
+    if name.is_empty() {
+        "Unknown".to_owned()
+    } else {
+        name
+    }
+}
+
+/// Who is deploying, as Kamal records it: the git email, else the login name.
+pub fn performer(dir: &Path) -> String {
+    let email = git_email(dir);
+    if !email.is_empty() {
+        return email;
+    }
+    std::env::var("USER")
+        .ok()
+        .filter(|user| !user.is_empty())
+        .or_else(|| {
+            let output = Command::new("whoami").output().ok()?;
+            Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The current UTC time as ISO 8601 (`2026-11-25T13:00:00Z`), as Ruby's `Time#iso8601` prints it.
+pub fn now_iso8601() -> String {
+    iso8601(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs()),
+    )
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn iso8601(seconds: u64) -> String {
+    let days = i64::try_from(seconds / 86_400).unwrap_or(i64::MAX);
+    let rest = seconds % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// `n` random bytes as lowercase hex (Ruby's `SecureRandom.hex(n)`), from the OS.
@@ -70,5 +141,12 @@ mod tests {
         assert_eq!(hex.len(), 16);
         assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(random_hex(8), random_hex(8));
+    }
+
+    #[test]
+    fn iso8601_like_ruby() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

@@ -4,6 +4,8 @@ mod cli;
 mod commands;
 mod error;
 mod facts;
+mod hooks;
+mod hosts;
 mod local;
 mod printer;
 mod settings;
@@ -55,6 +57,8 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
             commands::config::run(&cli.global, &env, std::path::Path::new("."), printer)
         }
         Command::Docs { section } => commands::docs::run(section.as_deref(), printer),
+        Command::Server(command) => commands::server::run(command, &cli.global, printer),
+        Command::Check => commands::check::run(&cli.global, printer),
     }
 }
 

@@ -45,6 +45,27 @@ impl Printer {
         }
     }
 
+    /// Detail on stderr, shown only with `--verbose`.
+    pub fn debug(self, text: &str) {
+        if self.verbosity == Verbosity::Verbose {
+            Self::to_stderr(text);
+        }
+    }
+
+    /// `warning: …` on stderr; shown even with `--quiet`.
+    #[expect(
+        clippy::unused_self,
+        reason = "all output goes through the printer handle"
+    )]
+    pub fn warn(self, text: &str) {
+        Self::to_stderr(&format!("warning: {text}"));
+    }
+
+    /// The verbosity the user asked for.
+    pub fn verbosity(self) -> Verbosity {
+        self.verbosity
+    }
+
     /// An already rendered error report on stderr.
     #[expect(
         clippy::unused_self,

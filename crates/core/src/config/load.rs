@@ -480,25 +480,11 @@ fn build(raw: Node, input: &LoadInput<'_>, errors: &mut Vec<ConfigError>) -> Con
         raw: sshkit_node,
     };
 
-    // Role proxies are merged over the root proxy (and validated again) once the root is known.
+    // Role proxies are merged over the root proxy once the root is known (the merged maps are
+    // validated again with the cross-field rules, where Kamal meets them).
     for role in &mut roles {
         if let Some(p) = role.proxy.take() {
             let merged = proxy.raw.deep_merge(&p.raw);
-            let mut merged_errors = Vec::new();
-            validate::proxy(
-                &mut merged_errors,
-                &merged,
-                example_at("proxy", &["proxy"]),
-                "proxy",
-            );
-            for e in merged_errors {
-                if !errors
-                    .iter()
-                    .any(|x| x.message == e.message && x.span == e.span)
-                {
-                    errors.push(e);
-                }
-            }
             role.proxy = Some(Proxy {
                 raw: merged,
                 role: Some(role.name.clone()),

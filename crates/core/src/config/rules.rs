@@ -42,6 +42,25 @@ pub(crate) fn check(config: &Config, input: &LoadInput<'_>, errors: &mut Vec<Con
         );
     }
     service_name(config, errors);
+    // Kamal validates each role's merged proxy when it first uses it, in the SSL checks.
+    for role in &config.roles {
+        let Some(proxy) = &role.proxy else { continue };
+        let mut merged_errors = Vec::new();
+        super::validate::proxy(
+            &mut merged_errors,
+            &proxy.raw,
+            super::schema::example_at("proxy", &["proxy"]),
+            "proxy",
+        );
+        for e in merged_errors {
+            if !errors
+                .iter()
+                .any(|x| x.message == e.message && x.span == e.span)
+            {
+                errors.push(e);
+            }
+        }
+    }
     ssl_rules(config, errors);
     if config.registry.is_local() && config.builder.is_remote(input.local_arch) {
         let remote = config.builder.remote.clone().unwrap_or_default();
