@@ -551,3 +551,21 @@ fn secret_references_name_every_secret_and_where() {
     expect("SSH_KEY", "ssh/key_data");
     assert!(!refs.iter().any(|(s, _)| s == "user" || s == "DB_PASSWORD"));
 }
+
+#[test]
+fn kamal_1_keys_get_a_migration_hint() {
+    let e = load("servers: [a]\ntraefik: {}\nhealthcheck: {path: /up}\n").unwrap_err();
+    assert_eq!(
+        e.errors[0].to_string(),
+        "unknown keys: traefik, healthcheck"
+    );
+    let hint = e.errors[0].hint.as_deref().unwrap();
+    assert!(
+        hint.contains("`traefik`: Kamal 2 replaced Traefik with kamal-proxy"),
+        "{hint}"
+    );
+    assert!(
+        hint.contains("`healthcheck`: Kamal 2 checks health through the proxy"),
+        "{hint}"
+    );
+}

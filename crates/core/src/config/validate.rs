@@ -182,12 +182,16 @@ impl<'a> Validator<'a> {
             let hints: Vec<String> = unknown
                 .iter()
                 .filter_map(|k| {
-                    did_you_mean(&k.name, candidates.iter().copied()).map(|c| {
-                        if unknown.len() == 1 {
-                            format!("did you mean `{c}`?")
-                        } else {
-                            format!("`{}`: did you mean `{c}`?", k.name)
-                        }
+                    let hint = legacy_hint(&self.context(), &k.name)
+                        .map(str::to_string)
+                        .or_else(|| {
+                            did_you_mean(&k.name, candidates.iter().copied())
+                                .map(|c| format!("did you mean `{c}`?"))
+                        })?;
+                    Some(if unknown.len() == 1 {
+                        hint
+                    } else {
+                        format!("`{}`: {hint}", k.name)
                     })
                 })
                 .collect();
@@ -422,6 +426,26 @@ impl<'a> Validator<'a> {
 
 fn scratch_empty(v: &Validator<'_>) -> bool {
     v.errors.is_empty()
+}
+
+/// Hints for keys that older or newer Kamal versions know.
+fn legacy_hint(context: &str, key: &str) -> Option<&'static str> {
+    Some(match (context, key) {
+        ("", "traefik") => {
+            "Kamal 2 replaced Traefik with kamal-proxy: configure `proxy:` instead (`dhow docs proxy`)"
+        }
+        ("", "healthcheck") => {
+            "Kamal 2 checks health through the proxy: use `proxy: healthcheck: {path, interval, timeout}`"
+        }
+        ("", "stop_timeout") => {
+            "`stop_timeout` is not a Kamal 2.11 setting; `drain_timeout` sets the stop wait"
+        }
+        ("", "output") => "`output` arrives in Kamal 2.12; Kamal 2.11 configs cannot use it",
+        (_, "port") if context.starts_with("servers/") => {
+            "a role's port goes under `proxy: app_port:` in Kamal 2"
+        }
+        _ => return None,
+    })
 }
 
 /// Root validation (`Validator::Configuration`): root `x-` keys are allowed.
