@@ -5,10 +5,6 @@
     clippy::disallowed_methods,
     reason = "the test reads its recorded cases"
 )]
-#![expect(
-    clippy::print_stdout,
-    reason = "the test reports its count and mismatches"
-)]
 
 use std::collections::BTreeMap;
 use std::fs;

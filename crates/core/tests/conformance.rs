@@ -8,10 +8,6 @@
     reason = "the test builds the world Kamal ran in: it reads the corpus and runs git/commands"
 )]
 #![expect(
-    clippy::print_stdout,
-    reason = "the test reports its count and mismatches"
-)]
-#![expect(
     clippy::unwrap_used,
     reason = "in this harness a world that cannot be built is a failure"
 )]
