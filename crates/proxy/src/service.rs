@@ -407,31 +407,48 @@ impl Service {
             }
         }
 
-        let use_rollout = slots.rollout.is_some()
-            && slots
-                .rollout_controller
-                .as_ref()
-                .is_some_and(|rc| rc.use_rollout(cookie_value(&req, ROLLOUT_COOKIE).as_deref()));
-        let lb = if use_rollout {
-            slots.rollout.clone()
-        } else {
-            slots.active.clone()
-        };
-        let Some(lb) = lb else {
-            return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
-        };
-
+        let rollout_cookie = cookie_value(&req, ROLLOUT_COOKIE);
         let websocket = is_websocket(&req);
-        let read = (req.method() == Method::GET || req.method() == Method::HEAD)
-            && (!websocket || lb.read_targets_accept_websockets);
+        let upgrade = is_upgrade(&req);
         let affinity = cookie_value(&req, WRITER_COOKIE)
             .and_then(|v| v.parse::<u128>().ok())
             .is_some_and(|expiry| expiry > crate::timefmt::unix_millis(SystemTime::now()));
-        let Some(target) = lb.choose(read, affinity) else {
+        // A deploy may swap the load balancer and start draining the old targets between our
+        // snapshot and the claim; then the claim fails and the choice is made again from the
+        // current slots, so a switch never turns into a 503.
+        let mut chosen = None;
+        for _ in 0..3 {
+            let current = self.slots();
+            let use_rollout = current.rollout.is_some()
+                && current
+                    .rollout_controller
+                    .as_ref()
+                    .is_some_and(|rc| rc.use_rollout(rollout_cookie.as_deref()));
+            let lb = if use_rollout {
+                current.rollout.clone()
+            } else {
+                current.active.clone()
+            };
+            let Some(lb) = lb else {
+                return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
+            };
+            let read = (req.method() == Method::GET || req.method() == Method::HEAD)
+                && (!websocket || lb.read_targets_accept_websockets);
+            let Some(target) = lb.choose(read, affinity) else {
+                return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
+            };
+            if let Some(claim) = target.claim(upgrade) {
+                chosen = Some((lb, read, target, claim));
+                break;
+            }
+        }
+        let Some((lb, read, target, claim)) = chosen else {
             return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
         };
 
-        let mut response = target.proxy(client, req, &slots.target_options, conn).await;
+        let mut response = target
+            .proxy(claim, client, req, &slots.target_options, conn)
+            .await;
         response
             .extensions_mut()
             .insert(ChosenTarget(target.address.clone()));

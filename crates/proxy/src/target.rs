@@ -86,6 +86,13 @@ impl std::fmt::Debug for Inflight {
     }
 }
 
+/// A request registered on a target: the guard keeps it counted, the token cancels it.
+#[derive(Debug)]
+pub struct Claim {
+    guard: InflightGuard,
+    cancel: CancellationToken,
+}
+
 /// Keeps a request registered on its target until dropped.
 #[derive(Debug)]
 pub struct InflightGuard {
@@ -189,7 +196,8 @@ impl Target {
         self.inflight.lock().map_or(0, |m| m.len())
     }
 
-    fn claim(self: &Arc<Self>, hijacked: bool) -> Option<(InflightGuard, CancellationToken)> {
+    /// Registers a request on this target; `None` while the target is draining.
+    pub fn claim(self: &Arc<Self>, hijacked: bool) -> Option<Claim> {
         if self.draining.load(Ordering::SeqCst) {
             return None;
         }
@@ -202,13 +210,13 @@ impl Target {
                 hijacked,
             },
         );
-        Some((
-            InflightGuard {
+        Some(Claim {
+            guard: InflightGuard {
                 target: Arc::clone(self),
                 id,
             },
             cancel,
-        ))
+        })
     }
 
     /// Drains: hijacked connections are cancelled at once, other requests get up to `timeout`
@@ -244,18 +252,17 @@ impl Target {
         completed
     }
 
-    /// Forwards `req` (path already stripped) to this target.
+    /// Forwards `req` (path already stripped) to this target, under a claim made on it.
     pub async fn proxy(
         self: &Arc<Self>,
+        claim: Claim,
         client: &UpstreamClient,
         mut req: Request<Body>,
         options: &TargetOptions,
         conn: &ConnInfo,
     ) -> Response<Body> {
         let upgrade = is_upgrade(&req);
-        let Some((guard, cancel)) = self.claim(upgrade) else {
-            return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
-        };
+        let Claim { guard, cancel } = claim;
         let upgrade_value = req.headers().get(header::UPGRADE).cloned();
         self.prepare_headers(&mut req, options, conn);
         if let Some(value) = upgrade_value.filter(|_| upgrade) {

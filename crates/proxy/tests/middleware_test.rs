@@ -228,3 +228,30 @@ async fn test_logging_middleware() {
     assert!(line["duration"].as_u64().unwrap() > 0);
     assert!(line["time"].as_str().unwrap().ends_with('Z'));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_response_buffer_middleware_delivers_complete_redirect_bodies() {
+    let t = test_router();
+    let target = backend_with(|req| async move {
+        if req.uri().path() == "/up" {
+            return Response::new(body::full("ok"));
+        }
+        Response::builder()
+            .status(302)
+            .header("location", "/elsewhere")
+            .body(body::full("<a href=\"/elsewhere\">Found</a>."))
+            .unwrap()
+    })
+    .await;
+    let mut to = target_options();
+    to.buffer_responses = true;
+    to.max_memory_buffer_size = 4;
+    t.router
+        .deploy(args("app", &[&target], service_options(), to))
+        .await
+        .unwrap();
+    let r = send(&t.router, "GET", "http://example.com/go", "").await;
+    assert_eq!(r.status, 302);
+    assert_eq!(r.headers["location"], "/elsewhere");
+    assert_eq!(r.body, "<a href=\"/elsewhere\">Found</a>.");
+}
