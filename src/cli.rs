@@ -125,6 +125,14 @@ pub enum Command {
     /// Show the merged configuration as Kamal prints it, secrets redacted.
     Config,
 
+    /// Deploy the app: pull the image on every host, boot the new version role by role
+    /// (primary role first), stop the old one, prune; under the deploy lock.
+    Deploy(DeployArgs),
+
+    /// Print the deploy plan: the hosts, the roles and the exact commands per host in order,
+    /// secrets redacted. Nothing is contacted.
+    Plan,
+
     /// Print the configuration reference for a section (or the list of sections).
     Docs {
         /// One of: accessory, alias, boot, builder, configuration, env, logging, proxy, registry,
@@ -198,4 +206,25 @@ pub enum ServerCommand {
     /// Install Docker where it is missing (root or passwordless sudo needed), under the deploy
     /// lock, then run the docker-setup hook.
     Bootstrap,
+}
+
+/// Options of `dhow deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Skip the image build and push: deploy an image already in the registry.
+    #[arg(short = 'P', long = "skip-push")]
+    pub skip_push: bool,
+    /// Print the plan instead of running it (same as `dhow plan`).
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Progress as text for people or as JSON lines (one event per line).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// The progress output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
 }

@@ -2,12 +2,14 @@
 
 mod cli;
 mod commands;
+mod deploy;
 mod error;
 mod facts;
 mod hooks;
 mod hosts;
 mod local;
 mod printer;
+mod reporter;
 mod settings;
 
 use clap::{CommandFactory, Parser};
@@ -59,6 +61,8 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Docs { section } => commands::docs::run(section.as_deref(), printer),
         Command::Server(command) => commands::server::run(command, &cli.global, printer),
         Command::Check => commands::check::run(&cli.global, printer),
+        Command::Deploy(args) => commands::deploy::deploy(&args, &cli.global, printer),
+        Command::Plan => commands::deploy::show_plan(&cli.global, printer),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod deploy;
 pub mod docs;
 pub mod init;
 pub mod secrets;

@@ -1,12 +1,9 @@
 //! Conformance with real Kamal 2.11.0: every case in `tests/conformance/cases.tsv` is loaded in
-//! the same world Kamal ran in (README there), and `kamal_config_view` must equal Kamal's
-//! `kamal config` output as YAML values, or the load must fail where Kamal failed (with Kamal's
-//! message when Kamal printed one). Deliberate differences are listed, with reasons, in
+//! the same world Kamal ran in (README there), twice: through the library (`kamal_config_view`)
+//! and through the real binary (`dhow config`). Both must equal Kamal's `kamal config` output as
+//! YAML values, or fail where Kamal failed (with Kamal's message as the first error, and exit
+//! code 3 from the binary). Deliberate differences are listed, with reasons, in
 //! `tests/conformance/deliberate-differences.md`.
-#![expect(
-    clippy::disallowed_methods,
-    reason = "the test builds the world Kamal ran in: it reads the corpus and runs git/commands"
-)]
 #![expect(
     clippy::unwrap_used,
     reason = "in this harness a world that cannot be built is a failure"
@@ -31,7 +28,6 @@ const WORLD_SHA: &str = "f0fbae0e18c6f93b366b041083aa99ca9e50f011";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
         .canonicalize()
         .unwrap()
 }
@@ -251,6 +247,80 @@ fn first_difference(expected: &str, actual: &str) -> String {
     )
 }
 
+/// One case as the binary sees it.
+struct BinaryCase<'a> {
+    dir: &'a Path,
+    home: &'a Path,
+    config_file: &'a str,
+    destination: Option<&'a str>,
+    env: &'a BTreeMap<String, String>,
+    expected: &'a Path,
+    ok: bool,
+}
+
+/// Runs `dhow config [-c FILE] [-d DEST]` in the case's world and compares its stdout (parsed as
+/// YAML) with Kamal's, or its exit code and first error with Kamal's failure.
+fn binary_matches(case: &BinaryCase<'_>) -> Result<(), String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dhow"));
+    command.args(["config", "-c", case.config_file]);
+    if let Some(destination) = case.destination {
+        command.args(["-d", destination]);
+    }
+    let out = command
+        .current_dir(case.dir)
+        .env_clear()
+        .envs(case.env)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .map_err(|e| format!("dhow config could not run: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected_text = fs::read_to_string(case.expected).map_err(|e| e.to_string())?;
+    if case.ok {
+        if !out.status.success() {
+            return Err(format!(
+                "dhow config exits {:?}: {stderr}",
+                out.status.code()
+            ));
+        }
+        let mut printed = config::yaml::parse(&stdout, "dhow config", None)
+            .map_err(|e| format!("dhow config printed invalid YAML: {e}"))?
+            .ok_or("dhow config printed nothing")?;
+        substitute(
+            &mut printed,
+            &[
+                (case.dir.to_string_lossy().to_string(), "<world>"),
+                (case.home.to_string_lossy().to_string(), "<home>"),
+            ],
+        );
+        let expected = config::yaml::parse(&expected_text, "expected", None)
+            .map_err(|e| e.to_string())?
+            .ok_or("empty expectation")?;
+        if expected.same_value(&printed) {
+            Ok(())
+        } else {
+            Err(format!(
+                "dhow config: {}",
+                first_difference(&expected_text, &stdout)
+            ))
+        }
+    } else {
+        if out.status.code() != Some(3) {
+            return Err(format!(
+                "dhow config exits {:?} where Kamal fails (expected 3)",
+                out.status.code()
+            ));
+        }
+        match kamal_error_message(&expected_text) {
+            Some(message) if !stderr.contains(&message) => Err(format!(
+                "dhow config's errors lack Kamal's `{message}`: {stderr}"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[test]
 fn conformance_with_kamal() {
     let repo = repo_root();
@@ -393,6 +463,17 @@ fn conformance_with_kamal() {
                 }
             }
         };
+        let outcome = outcome.and_then(|()| {
+            binary_matches(&BinaryCase {
+                dir: &dir,
+                home: &home,
+                config_file: &config_file,
+                destination: case.destination.as_deref(),
+                env: &env,
+                expected: &expected_path,
+                ok: case.ok,
+            })
+        });
         match outcome {
             Ok(()) => matched += 1,
             Err(why) => mismatches.push((case.name.clone(), why)),
@@ -400,7 +481,10 @@ fn conformance_with_kamal() {
     }
     let _ = fs::remove_dir_all(&scratch);
 
-    println!("conformance: {matched}/{} cases match", all.len());
+    println!(
+        "conformance: {matched}/{} cases match (library view and `dhow config`)",
+        all.len()
+    );
     let mut unexpected = Vec::new();
     for (name, why) in &mismatches {
         match allowed.get(name) {

@@ -1,0 +1,703 @@
+//! Runs a deploy plan over connected hosts: stages one after another, the hosts of a stage in
+//! parallel, the steps of a host in order; the deploy lock around the locked stages, released
+//! on failure too; Kamal's primary-role barrier (a failed primary-role boot keeps the other
+//! roles from booting); a failed boot stops the new container and reports its last log lines
+//! and health state. Everything observable goes out as events.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dhow_core::cmd::{Command, for_log};
+use dhow_core::docker::proxy;
+use dhow_core::event::{Event, Outcome, Stream, Timing};
+use dhow_core::plan::{
+    Action, CONTAINER_ID, HostSteps, OLD_VERSION, Plan, RoleBoot, STALE_VERSION, Stage, Step,
+    substitute,
+};
+use dhow_remote::{CancellationToken, Output, RemoteCommand, Transport};
+use tokio::sync::watch;
+
+/// One host's failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub host: String,
+    pub message: String,
+}
+
+/// Why a deploy stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployError {
+    /// A stage failed on these hosts (every failing host is listed).
+    Hosts {
+        stage: String,
+        failures: Vec<Failure>,
+        total: usize,
+    },
+    /// Someone else holds the lock; `details` is what they recorded.
+    LockHeld { details: String },
+    /// SIGINT/SIGTERM.
+    Cancelled,
+}
+
+impl std::fmt::Display for DeployError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeployError::Hosts {
+                stage,
+                failures,
+                total,
+            } => {
+                write!(
+                    f,
+                    "{stage} failed on {} of {total} host{}:",
+                    failures.len(),
+                    if *total == 1 { "" } else { "s" }
+                )?;
+                for failure in failures {
+                    write!(f, "\n  {}: {}", failure.host, failure.message)?;
+                }
+                Ok(())
+            }
+            DeployError::LockHeld { details } => {
+                write!(
+                    f,
+                    "Deploy lock found. Run 'dhow lock help' for more information"
+                )?;
+                if !details.is_empty() {
+                    write!(f, "\n{details}")?;
+                }
+                Ok(())
+            }
+            DeployError::Cancelled => f.write_str("interrupted; the deploy lock was released"),
+        }
+    }
+}
+
+/// A sink for events, shared by the hosts of a stage.
+pub type Emit<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// The state of the primary-role barrier: `None` until the first primary-role container is
+/// ready (`Some(true)`) or the first one failed (`Some(false)`).
+type Barrier = watch::Sender<Option<bool>>;
+
+/// Runs plans over a set of connected hosts.
+pub struct Executor<'a, T: Transport> {
+    pub sessions: &'a BTreeMap<String, Arc<T>>,
+    pub emit: Emit<'a>,
+    pub cancel: &'a CancellationToken,
+    /// Runs once the lock is held, before the locked stages (the pre-deploy hook).
+    pub after_lock: Option<&'a (dyn Fn() -> Result<(), String> + Send + Sync)>,
+}
+
+impl<T: Transport> Executor<'_, T> {
+    /// Runs `plan`; returns the timing breakdown.
+    pub async fn run(&self, plan: &Plan) -> Result<Vec<Timing>, DeployError> {
+        let timings = Mutex::new(Vec::<Timing>::new());
+        let health = Mutex::new(Duration::ZERO);
+        for stage in &plan.before_lock {
+            self.stage(stage, &timings, &health).await?;
+        }
+        let lock_started = Instant::now();
+        self.acquire(plan).await?;
+        add(&timings, "lock", lock_started.elapsed());
+        let mut result = Ok(());
+        if let Some(hook) = self.after_lock
+            && let Err(message) = hook()
+        {
+            result = Err(DeployError::Hosts {
+                stage: "pre-deploy hook".to_owned(),
+                failures: vec![Failure {
+                    host: "localhost".to_owned(),
+                    message,
+                }],
+                total: 1,
+            });
+        }
+        if result.is_ok() {
+            for stage in &plan.locked {
+                result = self.stage(stage, &timings, &health).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        let release = self.release(plan).await;
+        match (&result, release) {
+            (Ok(()), Err(error)) => return Err(error),
+            (Err(_), Err(error)) => (self.emit)(Event::Warning {
+                message: format!("Error releasing the deploy lock: {error}"),
+            }),
+            _ => {}
+        }
+        result?;
+        let mut timings = timings
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let health = health
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !health.is_zero() {
+            timings.push(Timing {
+                phase: "health".to_owned(),
+                elapsed: health,
+            });
+        }
+        Ok(timings)
+    }
+
+    fn session(&self, host: &str) -> Result<&Arc<T>, String> {
+        self.sessions
+            .get(host)
+            .ok_or_else(|| format!("no connection to {host}"))
+    }
+
+    async fn acquire(&self, plan: &Plan) -> Result<(), DeployError> {
+        let lock = &plan.lock;
+        let started = Instant::now();
+        self.started("Acquire the deploy lock", None);
+        let ensure = futures_all(lock.hosts.iter().map(|host| async move {
+            let session = self.session(host)?;
+            self.command(session.as_ref(), host, &lock.ensure, true)
+                .await
+                .map(|_| ())
+        }))
+        .await;
+        collect_failures("Acquire the deploy lock", &lock.hosts, ensure)?;
+        let host = &lock.primary;
+        let session = self
+            .session(host)
+            .map_err(|message| single(host, message))?;
+        let output = self
+            .command(session.as_ref(), host, &lock.acquire, false)
+            .await
+            .map_err(|message| single(host, message))?;
+        if !output.status.success() {
+            let stderr = output.stderr_text();
+            if stderr.contains("File exists") || stderr.contains("cannot create directory") {
+                let details = self
+                    .command(session.as_ref(), host, &lock.status, false)
+                    .await
+                    .map(|output| output.stdout_text().trim_end().to_owned())
+                    .unwrap_or_default();
+                self.finished(
+                    "Acquire the deploy lock",
+                    None,
+                    started,
+                    Outcome::Failed {
+                        message: "Deploy lock already in place!".to_owned(),
+                    },
+                );
+                return Err(DeployError::LockHeld { details });
+            }
+            return Err(single(host, failed(host, &lock.acquire, output)));
+        }
+        self.finished("Acquire the deploy lock", None, started, Outcome::Succeeded);
+        Ok(())
+    }
+
+    async fn release(&self, plan: &Plan) -> Result<(), DeployError> {
+        let started = Instant::now();
+        self.started("Release the deploy lock", None);
+        let host = &plan.lock.primary;
+        let session = self
+            .session(host)
+            .map_err(|message| single(host, message))?;
+        let result = self
+            .command(session.as_ref(), host, &plan.lock.release, true)
+            .await
+            .map(|_| ())
+            .map_err(|message| single(host, message));
+        self.finished(
+            "Release the deploy lock",
+            None,
+            started,
+            match &result {
+                Ok(()) => Outcome::Succeeded,
+                Err(error) => Outcome::Failed {
+                    message: error.to_string(),
+                },
+            },
+        );
+        result
+    }
+
+    async fn stage(
+        &self,
+        stage: &Stage,
+        timings: &Mutex<Vec<Timing>>,
+        health: &Mutex<Duration>,
+    ) -> Result<(), DeployError> {
+        let hosts: Vec<&HostSteps> = stage
+            .hosts
+            .iter()
+            .filter(|host| !host.steps.is_empty() || !host.roles.is_empty())
+            .collect();
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        if self.cancel.is_cancelled() {
+            return Err(DeployError::Cancelled);
+        }
+        let started = Instant::now();
+        self.started(&stage.label, None);
+        // The barrier is only kept when some host boots the primary role.
+        let gated = hosts
+            .iter()
+            .any(|host| host.roles.iter().any(|role| role.primary));
+        let (barrier, _) = watch::channel(None);
+        let barrier = &barrier;
+        let results = futures_all(hosts.iter().map(|host| async move {
+            let host_started = Instant::now();
+            let mut health_wait = Duration::ZERO;
+            let result = self
+                .host(host, gated.then_some(barrier), &mut health_wait)
+                .await;
+            if let Ok(mut total) = health.lock() {
+                *total = (*total).max(health_wait);
+            }
+            self.finished(
+                &stage.label,
+                Some(&host.host),
+                host_started,
+                match &result {
+                    Ok(()) => Outcome::Succeeded,
+                    Err(message) => Outcome::Failed {
+                        message: message.clone(),
+                    },
+                },
+            );
+            result
+        }))
+        .await;
+        let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();
+        let outcome = collect_failures(&stage.label, &names, results);
+        add(timings, stage.phase.name(), started.elapsed());
+        if self.cancel.is_cancelled() {
+            return Err(DeployError::Cancelled);
+        }
+        outcome
+    }
+
+    async fn host(
+        &self,
+        host: &HostSteps,
+        barrier: Option<&Barrier>,
+        health: &mut Duration,
+    ) -> Result<(), String> {
+        let session = self.session(&host.host)?.as_ref();
+        let mut old_version = None;
+        for step in &host.steps {
+            self.step(session, &host.host, step, &mut old_version, health)
+                .await?;
+        }
+        for role in &host.roles {
+            self.boot(session, &host.host, role, barrier, health)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Kamal's `App::Boot#run` for one role on one host.
+    async fn boot(
+        &self,
+        session: &T,
+        host: &str,
+        role: &RoleBoot,
+        barrier: Option<&Barrier>,
+        health: &mut Duration,
+    ) -> Result<(), String> {
+        let mut old_version = None;
+        let prepared = async {
+            for step in &role.prepare {
+                self.step(session, host, step, &mut old_version, health)
+                    .await?;
+            }
+            Ok::<(), String>(())
+        }
+        .await;
+        if let Err(message) = prepared {
+            if role.primary {
+                settle(barrier, false);
+            }
+            return Err(message);
+        }
+        if let (Some(barrier), false) = (barrier, role.primary) {
+            let mut receiver = barrier.subscribe();
+            let opened = tokio::select! {
+                value = receiver.wait_for(Option::is_some) => value.is_ok_and(|v| *v == Some(true)),
+                () = self.cancel.cancelled() => return Err("cancelled".to_owned()),
+            };
+            if !opened {
+                return Err(format!(
+                    "the first primary-role container is unhealthy, not booting {} on {host}",
+                    role.role
+                ));
+            }
+        }
+        let started = async {
+            for step in &role.start {
+                self.step(session, host, step, &mut old_version, health)
+                    .await?;
+            }
+            Ok::<(), String>(())
+        }
+        .await;
+        if let Err(message) = started {
+            if role.primary {
+                settle(barrier, false);
+            }
+            let _ = self.command(session, host, &role.stop_new, false).await;
+            for command in &role.diagnostics {
+                match self.command(session, host, command, false).await {
+                    Ok(output) => {
+                        for line in output
+                            .stdout_text()
+                            .lines()
+                            .chain(output.stderr_text().lines())
+                        {
+                            (self.emit)(Event::Output {
+                                host: Some(host.to_owned()),
+                                stream: Stream::Stderr,
+                                line: line.to_owned(),
+                            });
+                        }
+                    }
+                    Err(error) => (self.emit)(Event::Warning {
+                        message: format!("Could not fetch logs on {host}: {error}"),
+                    }),
+                }
+            }
+            return Err(format!("Failed to boot {} on {host}: {message}", role.role));
+        }
+        if role.primary {
+            settle(barrier, true);
+        }
+        for step in &role.finish {
+            self.step(session, host, step, &mut old_version, health)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn step(
+        &self,
+        session: &T,
+        host: &str,
+        step: &Step,
+        old_version: &mut Option<String>,
+        health: &mut Duration,
+    ) -> Result<(), String> {
+        if self.cancel.is_cancelled() {
+            return Err("cancelled".to_owned());
+        }
+        match &step.action {
+            Action::Run(command) => self.command(session, host, command, true).await.map(|_| ()),
+            Action::Try(command) => self
+                .command(session, host, command, false)
+                .await
+                .map(|_| ()),
+            Action::RunAllowing { command, allowed } => {
+                let output = self.command(session, host, command, false).await?;
+                if output.status.success() || output.stderr_text().contains(allowed.as_str()) {
+                    Ok(())
+                } else {
+                    Err(failed(host, command, output))
+                }
+            }
+            Action::Upload {
+                path,
+                mode,
+                contents,
+            } => {
+                (self.emit)(Event::CommandStarted {
+                    host: Some(host.to_owned()),
+                    command: format!("upload {path} (mode {mode:04o})"),
+                });
+                session
+                    .upload(contents.expose().as_bytes(), path, *mode)
+                    .await
+                    .map_err(|error| error.to_string())
+            }
+            Action::RenameIfClashing {
+                probe,
+                audit,
+                rename,
+            } => {
+                let output = self.command(session, host, probe, false).await?;
+                if !output.stdout_text().trim().is_empty() {
+                    self.command(session, host, audit, true).await?;
+                    self.command(session, host, rename, true).await?;
+                }
+                Ok(())
+            }
+            Action::CaptureOldVersion(command) => {
+                let output = self.command(session, host, command, false).await?;
+                let version = output.stdout_text().trim().to_owned();
+                *old_version = (!version.is_empty()).then_some(version);
+                Ok(())
+            }
+            Action::CheckProxyVersion(command) => {
+                let output = self.command(session, host, command, false).await?;
+                let version = output.stdout_text().trim().to_owned();
+                if !version.is_empty() && proxy::older_than_minimum(&version) {
+                    return Err(format!(
+                        "kamal-proxy version {version} is too old, run `dhow proxy reboot` in order to update to at least {}",
+                        proxy::MINIMUM_VERSION
+                    ));
+                }
+                Ok(())
+            }
+            Action::ProxyDeploy { probe, deploy } => {
+                let output = self.command(session, host, probe, true).await?;
+                let endpoint = output.stdout_text().trim().to_owned();
+                if endpoint.is_empty() {
+                    return Err(format!(
+                        "Failed to get endpoint on {host}, did the container boot?"
+                    ));
+                }
+                let deploy = substitute(deploy, CONTAINER_ID, &endpoint);
+                self.command(session, host, &deploy, true).await.map(|_| ())
+            }
+            Action::WaitHealthy {
+                status,
+                readiness_delay,
+                timeout,
+            } => {
+                let started = Instant::now();
+                let result = self
+                    .wait_healthy(session, host, status, *readiness_delay, *timeout)
+                    .await;
+                *health += started.elapsed();
+                result
+            }
+            Action::StopOld(command) => {
+                if let Some(version) = old_version.as_deref() {
+                    let stop_old = substitute(command, OLD_VERSION, version);
+                    self.command(session, host, &stop_old, false).await?;
+                }
+                Ok(())
+            }
+            Action::StopStale {
+                list,
+                current,
+                stop,
+            } => self.stop_stale(session, host, list, current, stop).await,
+        }
+    }
+
+    /// Kamal's `app stale_containers --stop`: every listed version but the running one.
+    async fn stop_stale(
+        &self,
+        session: &T,
+        host: &str,
+        list: &Command,
+        current: &Command,
+        stop: &Command,
+    ) -> Result<(), String> {
+        let listed = self.command(session, host, list, false).await?;
+        let running = self.capture_text(session, host, current).await?;
+        for version in listed.stdout_text().lines().map(str::trim) {
+            if version.is_empty() || version == running {
+                continue;
+            }
+            (self.emit)(Event::Output {
+                host: Some(host.to_owned()),
+                stream: Stream::Stdout,
+                line: format!("Stopping stale container with version {version}"),
+            });
+            let stop_stale = substitute(stop, STALE_VERSION, version);
+            self.command(session, host, &stop_stale, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Kamal's `Healthcheck::Poller.wait_for_healthy`: `running` or `healthy` passes (after the
+    /// readiness delay, a `running` container is checked again); otherwise it retries with
+    /// growing pauses until the deploy timeout.
+    async fn wait_healthy(
+        &self,
+        session: &T,
+        host: &str,
+        status: &Command,
+        readiness_delay: u64,
+        timeout: u64,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(timeout);
+        let mut attempt = 1u64;
+        loop {
+            let mut state = self.capture_text(session, host, status).await?;
+            if state == "running" && readiness_delay > 0 {
+                self.pause(Duration::from_secs(readiness_delay)).await?;
+                state = self.capture_text(session, host, status).await?;
+            }
+            if state == "running" || state == "healthy" {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "container not ready after {timeout} seconds ({state})"
+                ));
+            }
+            self.pause(left.min(Duration::from_secs(attempt))).await?;
+            attempt += 1;
+        }
+    }
+
+    async fn pause(&self, duration: Duration) -> Result<(), String> {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => Ok(()),
+            () = self.cancel.cancelled() => Err("cancelled".to_owned()),
+        }
+    }
+
+    async fn capture_text(
+        &self,
+        session: &T,
+        host: &str,
+        command: &Command,
+    ) -> Result<String, String> {
+        let output = self.command(session, host, command, false).await?;
+        Ok(output.stdout_text().trim().to_owned())
+    }
+
+    /// Runs one command; `must` turns a non-zero exit into an error.
+    async fn command(
+        &self,
+        session: &T,
+        host: &str,
+        command: &Command,
+        must: bool,
+    ) -> Result<Output, String> {
+        (self.emit)(Event::CommandStarted {
+            host: Some(host.to_owned()),
+            command: for_log(command),
+        });
+        let remote = RemoteCommand::from(command);
+        let output = session
+            .capture(&remote)
+            .await
+            .map_err(|error| error.to_string())?;
+        if must && !output.status.success() {
+            return Err(failed(host, command, output));
+        }
+        Ok(output)
+    }
+
+    fn started(&self, step: &str, host: Option<&str>) {
+        (self.emit)(Event::StepStarted {
+            step: step.to_owned(),
+            host: host.map(str::to_owned),
+        });
+    }
+
+    fn finished(&self, step: &str, host: Option<&str>, started: Instant, outcome: Outcome) {
+        (self.emit)(Event::StepFinished {
+            step: step.to_owned(),
+            host: host.map(str::to_owned),
+            elapsed: started.elapsed(),
+            outcome,
+        });
+    }
+}
+
+/// Opens (`true`) or closes the barrier, unless it is already settled.
+fn settle(barrier: Option<&Barrier>, open: bool) {
+    if let Some(barrier) = barrier {
+        barrier.send_if_modified(|value| {
+            if value.is_none() {
+                *value = Some(open);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+fn collect_failures(
+    stage: &str,
+    hosts: &[String],
+    results: Vec<Result<(), String>>,
+) -> Result<(), DeployError> {
+    let failures: Vec<Failure> = hosts
+        .iter()
+        .zip(results)
+        .filter_map(|(host, result)| {
+            result.err().map(|message| Failure {
+                host: host.clone(),
+                message,
+            })
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(DeployError::Hosts {
+            stage: stage.to_owned(),
+            failures,
+            total: hosts.len(),
+        })
+    }
+}
+
+fn failed(host: &str, command: &Command, output: Output) -> String {
+    let remote = RemoteCommand::from(command);
+    match output.ensure_success(host, &remote) {
+        Ok(_) => String::new(),
+        Err(error) => error.to_string(),
+    }
+}
+
+fn single(host: &str, message: String) -> DeployError {
+    DeployError::Hosts {
+        stage: "deploy lock".to_owned(),
+        failures: vec![Failure {
+            host: host.to_owned(),
+            message,
+        }],
+        total: 1,
+    }
+}
+
+fn add(timings: &Mutex<Vec<Timing>>, phase: &str, elapsed: Duration) {
+    if let Ok(mut timings) = timings.lock() {
+        match timings.iter_mut().find(|timing| timing.phase == phase) {
+            Some(timing) => timing.elapsed += elapsed,
+            None => timings.push(Timing {
+                phase: phase.to_owned(),
+                elapsed,
+            }),
+        }
+    }
+}
+
+/// Polls every future to completion concurrently, results in the given order.
+async fn futures_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    let mut pending: Vec<(usize, std::pin::Pin<Box<F>>)> =
+        futures.into_iter().enumerate().collect();
+    std::future::poll_fn(|cx| {
+        pending.retain_mut(|(index, future)| match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => {
+                results[*index] = Some(output);
+                false
+            }
+            std::task::Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests;
