@@ -214,6 +214,12 @@ pub fn in_actions(env: &BTreeMap<String, String>) -> bool {
     env.get("GITHUB_ACTIONS").is_some_and(|v| v == "true")
 }
 
+/// The event payload file the runner wrote (`GITHUB_EVENT_PATH`), for the caller to read and
+/// pass to [`ActionsContext::from_env`].
+pub fn event_path(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    path(env, "GITHUB_EVENT_PATH")
+}
+
 fn get<'a>(env: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     env.get(name).map(String::as_str).filter(|v| !v.is_empty())
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use dhow_github::context::{
-    ActionsContext, ContextError, Event, in_actions, parse_event, shell_word,
+    ActionsContext, ContextError, Event, event_path, in_actions, parse_event, shell_word,
 };
 
 fn events_dir() -> PathBuf {
@@ -371,6 +371,12 @@ fn job_url_and_ghes_urls() {
 fn missing_and_invalid_variables_are_named() {
     let mut vars = env("push", "acme/shop");
     assert!(in_actions(&vars));
+    assert_eq!(
+        event_path(&vars).as_deref(),
+        Some(std::path::Path::new(
+            "/home/runner/work/_temp/_github_workflow/event.json"
+        ))
+    );
     vars.remove("GITHUB_RUN_ID");
     assert_eq!(
         ActionsContext::from_env(&vars, None),
