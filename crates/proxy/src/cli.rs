@@ -230,6 +230,12 @@ struct DeployCmd {
     /// Forward X-Forwarded-* headers from the client (default: !tls)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     forward_headers: Option<bool>,
+    /// Exact request paths (after prefix stripping) to leave out of metrics
+    #[arg(long, value_delimiter = ',')]
+    exclude_metrics_path: Vec<String>,
+    /// Header whose value replaces X-Forwarded-For (e.g. CF-Connecting-IP)
+    #[arg(long, default_value = "")]
+    client_ip_header: String,
     /// Scope Set-Cookie paths under the matched path prefix
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     scope_cookie_paths: Option<bool>,
@@ -523,6 +529,8 @@ fn deploy_call(cmd: DeployCmd) -> Result<Call, String> {
         strip_prefix: cmd.strip_path_prefix.unwrap_or(true),
         writer_affinity_timeout: cmd.writer_affinity_timeout,
         read_targets_accept_websockets: cmd.read_target_websockets.unwrap_or(false),
+        exclude_metrics_paths: cmd.exclude_metrics_path,
+        client_ip_header: cmd.client_ip_header,
     };
     service_options.validate().map_err(|e| e.to_string())?;
     let target_options = TargetOptions {

@@ -84,6 +84,9 @@ pub struct ServiceOptions {
     pub strip_prefix: bool,
     pub writer_affinity_timeout: Nanos,
     pub read_targets_accept_websockets: bool,
+    #[serde(deserialize_with = "null_as_empty")]
+    pub exclude_metrics_paths: Vec<String>,
+    pub client_ip_header: String,
 }
 
 impl Default for ServiceOptions {
@@ -102,6 +105,8 @@ impl Default for ServiceOptions {
             strip_prefix: true,
             writer_affinity_timeout: Nanos::secs(1),
             read_targets_accept_websockets: false,
+            exclude_metrics_paths: Vec::new(),
+            client_ip_header: String::new(),
         }
     }
 }

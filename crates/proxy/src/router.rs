@@ -541,8 +541,15 @@ impl Router {
             .as_ref()
             .map(|b| b.service.name.clone())
             .unwrap_or_default();
-        let mut record = RequestRecord::new(&req, conn, &request_id, &service_name, started);
         let slots = binding.as_ref().map(|b| b.service.slots());
+        let metrics_excluded = match (&slots, &binding) {
+            (Some(slots), Some(binding)) => {
+                apply_request_options(&mut req, &slots.options, &binding.prefix, &path)
+            }
+            _ => false,
+        };
+        let mut record = RequestRecord::new(&req, conn, &request_id, &service_name, started);
+        record.metrics_excluded = metrics_excluded;
         if let Some(slots) = &slots {
             record.add_headers(
                 "req",
@@ -550,7 +557,9 @@ impl Router {
                 &slots.target_options.log_request_headers,
             );
         }
-        metrics::global().in_flight(&service_name, 1);
+        if !metrics_excluded {
+            metrics::global().in_flight(&service_name, 1);
+        }
         let mut pending = PendingLog(Some(record.clone()));
 
         let (mut response, service) = match binding {
@@ -597,6 +606,35 @@ impl Router {
     }
 }
 
+/// The client-IP header replaces `X-Forwarded-For`; returns whether the (stripped) path is
+/// excluded from metrics.
+fn apply_request_options(
+    req: &mut Request<Body>,
+    options: &ServiceOptions,
+    prefix: &str,
+    path: &str,
+) -> bool {
+    if !options.client_ip_header.is_empty()
+        && let Some(value) = req
+            .headers()
+            .get(options.client_ip_header.as_str())
+            .cloned()
+    {
+        req.headers_mut()
+            .insert(HeaderName::from_static("x-forwarded-for"), value);
+    }
+    if options.exclude_metrics_paths.is_empty() {
+        return false;
+    }
+    let stripped = if options.strip_prefix && prefix != "/" {
+        path.strip_prefix(prefix)
+            .map_or(path, |rest| if rest.is_empty() { "/" } else { rest })
+    } else {
+        path
+    };
+    options.exclude_metrics_paths.iter().any(|p| p == stripped)
+}
+
 #[derive(Debug, Clone)]
 struct RequestRecord {
     started: Instant,
@@ -606,6 +644,7 @@ struct RequestRecord {
     target: String,
     status: u16,
     resp_content_type: String,
+    metrics_excluded: bool,
 }
 
 impl RequestRecord {
@@ -676,6 +715,7 @@ impl RequestRecord {
             target: String::new(),
             status: 0,
             resp_content_type: String::new(),
+            metrics_excluded: false,
         }
     }
 
@@ -716,9 +756,11 @@ impl RequestRecord {
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
         log::info("Request", &fields);
-        let m = metrics::global();
-        m.in_flight(&self.service, -1);
-        m.observe(&self.service, &self.method, status, duration);
+        if !self.metrics_excluded {
+            let m = metrics::global();
+            m.in_flight(&self.service, -1);
+            m.observe(&self.service, &self.method, status, duration);
+        }
     }
 }
 

@@ -307,3 +307,121 @@ async fn test_service_restore_is_per_service() {
     );
     assert_eq!(get(&router, "http://broken.example.com/").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_service_client_ip_header() {
+    let t = test_router();
+    let target = backend_with(|req| {
+        let h = |n: &str| {
+            req.headers()
+                .get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        std::future::ready(Response::new(body::full(format!(
+            "{}|{}",
+            h("x-forwarded-for"),
+            h("cf-connecting-ip")
+        ))))
+    })
+    .await;
+    let mut so = service_options();
+    so.client_ip_header = "CF-Connecting-IP".into();
+    let mut to = target_options();
+    to.forward_headers = true;
+    t.router
+        .deploy(args("app", &[&target], so, to))
+        .await
+        .unwrap();
+
+    let (mut req, tls) = request("GET", "http://example.com/", "");
+    req.headers_mut()
+        .insert("cf-connecting-ip", "203.0.113.7".parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+    let r = send_request(&t.router, req, tls).await;
+    assert_eq!(r.body, "203.0.113.7, 192.0.2.1|203.0.113.7");
+
+    let (mut req, tls) = request("GET", "http://example.com/", "");
+    req.headers_mut()
+        .insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
+    let r = send_request(&t.router, req, tls).await;
+    assert_eq!(r.body, "10.0.0.1, 192.0.2.1|");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_service_metrics_exclusion() {
+    let t = test_router();
+    let target = backend("ok", 200).await;
+    let mut so = service_options();
+    so.path_prefixes = vec!["/api".into()];
+    so.exclude_metrics_paths = vec!["/up".into()];
+    t.router
+        .deploy(args("excluded-metrics", &[&target], so, target_options()))
+        .await
+        .unwrap();
+    assert_eq!(get(&t.router, "http://example.com/api/up").await.0, 200);
+    let text = dhow_proxy::metrics::global().render();
+    assert!(!text.contains("service=\"excluded-metrics\""), "{text}");
+    assert_eq!(get(&t.router, "http://example.com/api/other").await.0, 200);
+    let text = dhow_proxy::metrics::global().render();
+    assert!(text.contains(
+        "kamal_proxy_http_requests_total{method=\"GET\",service=\"excluded-metrics\",status=\"200\"} 1"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_commands_deploy_rejects_invalid_options() {
+    // The server validates too, with the CLI's messages, whoever sends the call.
+    let t = test_router();
+    let target = backend("ok", 200).await;
+    let cases = [
+        (
+            vec![],
+            vec![],
+            true,
+            "",
+            "service options invalid: host must be set when using TLS",
+        ),
+        (
+            vec!["a.com"],
+            vec!["/api"],
+            true,
+            "",
+            "service options invalid: TLS settings must be specified on the root path service",
+        ),
+        (
+            vec!["a.com"],
+            vec![],
+            false,
+            "b.com",
+            "service options invalid: canonical-host 'b.com' must be present in the hosts list: [a.com]",
+        ),
+    ];
+    for (hosts, prefixes, tls, canonical, message) in cases {
+        let so = ServiceOptions {
+            hosts: hosts.iter().map(ToString::to_string).collect(),
+            path_prefixes: prefixes.iter().map(ToString::to_string).collect(),
+            tls_enabled: tls,
+            canonical_host: canonical.to_string(),
+            ..ServiceOptions::default()
+        };
+        let err = t
+            .router
+            .deploy(args("app", &[&target], so, target_options()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), message);
+    }
+    let err = t
+        .router
+        .deploy(args(
+            "app",
+            &["not a target"],
+            service_options(),
+            target_options(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "not a target :invalid host pattern");
+}
