@@ -1,6 +1,7 @@
 //! Evaluates the parsed template program: Ruby semantics for the supported subset, output with a
 //! source-line map, and Ruby-like errors (`KeyError`, `NoMethodError`, ...) with positions.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::dotenv;
@@ -56,6 +57,7 @@ pub(super) fn run(
         out: String::new(),
         line_map: Vec::new(),
         scopes: vec![HashMap::new()],
+        regexes: RefCell::new(HashMap::new()),
     };
     match interp.body(program) {
         Ok(_) => Ok(Rendered {
@@ -81,6 +83,8 @@ struct Interp<'s, 'a, 'h, 'e> {
     out: String,
     line_map: Vec<usize>,
     scopes: Vec<HashMap<String, Value>>,
+    /// Compiled patterns by (source, flags): a loop may match the same pattern many times.
+    regexes: RefCell<HashMap<(String, String), regex::Regex>>,
 }
 
 fn int_arg(v: &Value) -> Option<i64> {
@@ -1543,7 +1547,14 @@ impl Interp<'_, '_, '_, '_> {
 
     /// Compiles a Ruby pattern, or explains why dhow cannot.
     fn regex(&self, node: &Node, source: &str, flags: &str) -> R<regex::Regex> {
-        pattern::compile(source, flags).map_err(|message| self.unsupported(node, message))
+        let key = (source.to_owned(), flags.to_owned());
+        if let Some(re) = self.regexes.borrow().get(&key) {
+            return Ok(re.clone());
+        }
+        let re =
+            pattern::compile(source, flags).map_err(|message| self.unsupported(node, message))?;
+        self.regexes.borrow_mut().insert(key, re.clone());
+        Ok(re)
     }
 
     /// String methods taking a regular expression (or matching one).
@@ -2182,13 +2193,27 @@ impl Interp<'_, '_, '_, '_> {
             },
             "sort" if block.is_none() => {
                 let mut items = items;
-                if items.iter().all(|i| matches!(i, Value::Str(_))) {
-                    items.sort_by_key(Value::to_s);
-                } else if items.iter().all(|i| matches!(i, Value::Int(_))) {
-                    items.sort_by_key(|i| int_arg(i).unwrap_or(0));
-                } else {
-                    return Err(self.raise(node, "ArgumentError", "comparison failed"));
+                // Ruby's sort raises on the first pair `<=>` cannot order.
+                for pair in items.windows(2) {
+                    if pair[0].compare(&pair[1]).is_none() {
+                        return Err(self.raise(
+                            node,
+                            "ArgumentError",
+                            format!(
+                                "comparison of {} with {} failed",
+                                pair[0].class_name(),
+                                match &pair[1] {
+                                    v @ (Value::Nil
+                                    | Value::Bool(_)
+                                    | Value::Int(_)
+                                    | Value::Float(_)) => v.inspect(),
+                                    v => v.class_name().to_owned(),
+                                }
+                            ),
+                        ));
+                    }
                 }
+                items.sort_by(|a, b| a.compare(b).unwrap_or(std::cmp::Ordering::Equal));
                 Value::Array(items)
             }
             _ => return Err(self.no_method(node, &Value::Array(items), name)),
@@ -2256,7 +2281,7 @@ impl Interp<'_, '_, '_, '_> {
                     .collect(),
             ),
             "each" | "each_pair" | "map" | "collect" | "flat_map" | "select" | "filter"
-            | "reject" | "any?" | "all?" | "find" => {
+            | "reject" | "any?" | "all?" | "find" | "sort" => {
                 let items: Vec<Value> = pairs
                     .iter()
                     .map(|(k, v)| Value::Array(vec![k.clone(), v.clone()]))

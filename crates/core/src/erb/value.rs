@@ -178,6 +178,36 @@ impl Value {
         }
     }
 
+    /// Ruby's `<=>` for the values `sort` can order: numbers, strings (bytewise) and arrays
+    /// (element by element).
+    pub(super) fn compare(&self, other: &Value) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "Ruby compares Integer and Float so"
+            )]
+            (Value::Int(a), Value::Float(b)) => (*a as f64).partial_cmp(b),
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "Ruby compares Integer and Float so"
+            )]
+            (Value::Float(a), Value::Int(b)) => a.partial_cmp(&(*b as f64)),
+            (Value::Float(a), Value::Float(b)) => a.partial_cmp(b),
+            (Value::Str(a), Value::Str(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
+            (Value::Array(a), Value::Array(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    match x.compare(y)? {
+                        std::cmp::Ordering::Equal => {}
+                        other => return Some(other),
+                    }
+                }
+                Some(a.len().cmp(&b.len()))
+            }
+            _ => None,
+        }
+    }
+
     /// `ActiveSupport`'s `blank?`.
     pub(super) fn blank(&self) -> bool {
         match self {
