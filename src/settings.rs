@@ -94,10 +94,23 @@ pub fn load_config(
         local_arch: Some(local_arch()),
         renderer: &renderer,
     };
-    match config::load(&input) {
-        Ok(config) => Ok(Loaded { config }),
-        Err(errors) => Err(Error::Config(Box::new(errors))),
+    let config = config::load(&input).map_err(|errors| Error::Config(Box::new(errors)))?;
+    // Kamal refuses Traefik-era hook files (pre-/post-traefik-reboot) in the hooks directory.
+    let hook_names: Vec<String> = std::fs::read_dir(dir.join(&config.hooks_path))
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Err(error) = config.check_hook_files(&hook_names) {
+        return Err(Error::Config(Box::new(config::ConfigErrors {
+            errors: vec![*error],
+            sources: Vec::new(),
+        })));
     }
+    Ok(Loaded { config })
 }
 
 /// The app version: `--version`, else `VERSION`, else the git SHA (with Kamal's

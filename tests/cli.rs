@@ -210,6 +210,35 @@ fn config_errors_exit_3_with_positions() {
 }
 
 #[test]
+fn traefik_hook_files_are_refused_like_kamal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(dir.path().join("config")).expect("mkdir");
+    fs::create_dir_all(dir.path().join(".kamal/hooks")).expect("mkdir");
+    fs::write(
+        dir.path().join("config/deploy.yml"),
+        "service: app\nimage: app\nservers: [1.1.1.1]\nregistry: {username: u, password: p}\nbuilder: {arch: amd64}\n",
+    )
+    .expect("write");
+    fs::write(
+        dir.path().join(".kamal/hooks/pre-traefik-reboot"),
+        "#!/bin/sh\n",
+    )
+    .expect("write");
+    let out = dhow(dir.path(), &["config"], &[("VERSION", "1")]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("pre-traefik-reboot"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("(pre|post)-proxy-reboot"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn config_never_shows_secret_values() {
     const CANARY: &str = "canary-5f1d2e9a";
     let dir = tempfile::tempdir().expect("tempdir");

@@ -547,7 +547,7 @@ fn role_boot(
             Action::CaptureOldVersion(app.current_running_version()),
         ),
     ];
-    let short_host: String = host.chars().take(51).collect();
+    let short_host: String = ssh_hostname(host).chars().take(51).collect();
     let hostname = format!(
         "{}-{}",
         short_host.strip_suffix('.').unwrap_or(&short_host),
@@ -612,6 +612,18 @@ fn role_boot(
             ),
             app.container_health_log(version),
         ],
+    }
+}
+
+/// The host name of a host spec as `SSHKit`'s `Host#to_s` gives it: no `user@`, no `:port`.
+fn ssh_hostname(host: &str) -> &str {
+    let host = host.rsplit_once('@').map_or(host, |(_, rest)| rest);
+    if let Some(inner) = host.strip_prefix('[') {
+        return inner.split(']').next().unwrap_or(inner);
+    }
+    match host.split_once(':') {
+        Some((name, port)) if !port.contains(':') => name,
+        _ => host,
     }
 }
 

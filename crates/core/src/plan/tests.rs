@@ -171,3 +171,11 @@ fn substitute_fills_placeholders() {
         "docker stop v0"
     );
 }
+
+#[test]
+fn container_hostnames_drop_the_user_and_port() {
+    assert_eq!(ssh_hostname("127.0.0.1:2201"), "127.0.0.1");
+    assert_eq!(ssh_hostname("deploy@web1:22"), "web1");
+    assert_eq!(ssh_hostname("[::1]:22"), "::1");
+    assert_eq!(ssh_hostname("web1.example.com"), "web1.example.com");
+}

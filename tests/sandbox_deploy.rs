@@ -1,0 +1,273 @@
+//! End-to-end `dhow deploy --skip-push` on the sandbox (`scripts/sandbox up`): a workers-only
+//! app (primary role `workers`, no proxy) built with `scripts/sandbox image --kind worker --push`
+//! is deployed as v1 then v2 on two hosts. Checks Kamal's container names and labels, the old
+//! version stopped, the env file (mode 0600, the secret inside the container), Kamal's audit
+//! lines, the lock gone afterwards, and that the env secret never shows in dhow's output or in
+//! any process's argv. `DHOW_SANDBOX` points at `sandbox.json`; without it the test fails under
+//! CI (`CI=true`) and prints a notice otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const SERVICE: &str = "dhow-e2e-deploy";
+const CANARY: &str = "canary-deploy-env-83b2e";
+/// Sandbox hosts used (1-based, as `scripts/sandbox ssh` counts them).
+const HOSTS: [usize; 2] = [5, 6];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sandbox() -> Option<Value> {
+    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
+        );
+        #[expect(
+            clippy::print_stderr,
+            reason = "the notice says why nothing was checked"
+        )]
+        {
+            eprintln!(
+                "notice: DHOW_SANDBOX is not set; skipping the sandbox deploy test (run \
+                 `scripts/sandbox up --min-hosts 6` and source .sandbox/sandbox.env)"
+            );
+        }
+        return None;
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
+    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
+    assert!(
+        json["hosts"].as_array().map_or(0, Vec::len) >= 6,
+        "the sandbox has fewer than 6 hosts: run `scripts/sandbox up --min-hosts 6`"
+    );
+    Some(json)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
+fn on_host(index: usize, cmd: &str) -> String {
+    let output = Command::new(repo().join("scripts/sandbox"))
+        .args(["ssh", &index.to_string(), "deploy", cmd])
+        .output()
+        .expect("scripts/sandbox ssh");
+    ok(&output)
+}
+
+fn build_image(version: &str) {
+    let output = Command::new(repo().join("scripts/sandbox"))
+        .args(["image", SERVICE, version, "--kind", "worker", "--push"])
+        .output()
+        .expect("scripts/sandbox image");
+    ok(&output);
+}
+
+struct App {
+    dir: tempfile::TempDir,
+    known_hosts: String,
+}
+
+impl App {
+    fn new(json: &Value) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut servers = String::new();
+        for index in HOSTS {
+            servers.push_str("      - 127.0.0.1:");
+            servers.push_str(&json["hosts"][index - 1]["ssh_port"].to_string());
+            servers.push('\n');
+        }
+        let key = json["ssh"]["key"].as_str().expect("key");
+        let registry = json["registry"]["from_hosts"].as_str().expect("registry");
+        let config = format!(
+            "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  workers:\n    hosts:\n{servers}    \
+             proxy: false\nprimary_role: workers\nreadiness_delay: 0\nregistry:\n  server: \
+             {registry}\n  username: ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: \
+             amd64\nenv:\n  clear:\n    MODE: batch\n  secret:\n    - CANARY_SECRET\nssh:\n  user: \
+             deploy\n  keys: [{key}]\n  keys_only: true\n"
+        );
+        std::fs::create_dir_all(dir.path().join("config")).expect("config");
+        std::fs::create_dir_all(dir.path().join(".kamal")).expect(".kamal");
+        std::fs::create_dir_all(dir.path().join("home")).expect("home");
+        std::fs::write(dir.path().join("config/deploy.yml"), config).expect("deploy.yml");
+        std::fs::write(
+            dir.path().join(".kamal/secrets"),
+            format!(
+                "REGISTRY_PASSWORD={}\nCANARY_SECRET={CANARY}\n",
+                json["registry"]["password"].as_str().expect("password")
+            ),
+        )
+        .expect("secrets");
+        Self {
+            dir,
+            known_hosts: json["ssh"]["known_hosts"].as_str().expect("kh").to_owned(),
+        }
+    }
+
+    fn dhow(&self, version: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dhow"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env("VERSION", version)
+            .env("DHOW_KNOWN_HOSTS", &self.known_hosts)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("DHOW_SSH_FINGERPRINTS")
+            .env_remove("DHOW_SSH_PRIVATE_KEY")
+            .env_remove("KAMAL_LOCK")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Deploys `version`, sampling `ps` while it runs; returns dhow's stdout and stderr.
+    fn deploy(&self, version: &str) -> String {
+        let mut child = self
+            .dhow(version, &["deploy", "-P"])
+            .spawn()
+            .expect("spawn dhow");
+        // Bounded: at most 600 samples, 50 ms apart, stopping when dhow exits.
+        for _ in 0..600 {
+            if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            let ps = Command::new("ps")
+                .args(["-eo", "args"])
+                .output()
+                .expect("ps");
+            let listing = text(&ps.stdout);
+            assert!(
+                !listing.contains(CANARY),
+                "the env secret appeared in a process's argv:\n{listing}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("wait");
+        let all = ok(&output) + &text(&output.stderr);
+        assert!(
+            !all.contains(CANARY),
+            "the env secret appeared in the output:\n{all}"
+        );
+        all
+    }
+}
+
+fn clean_hosts() {
+    for index in HOSTS {
+        on_host(
+            index,
+            &format!(
+                "docker ps -aq --filter label=service={SERVICE} | xargs -r docker rm -f >/dev/null; \
+                 rm -rf .kamal/apps/{SERVICE} .kamal/{SERVICE}-audit.log .kamal/lock-{SERVICE}"
+            ),
+        );
+    }
+}
+
+#[test]
+fn workers_only_deploy_v1_then_v2() {
+    let Some(json) = sandbox() else { return };
+    build_image("v1");
+    build_image("v2");
+    clean_hosts();
+    let app = App::new(&json);
+
+    let plan = app.dhow("v1", &["plan"]).output().expect("plan");
+    let plan = ok(&plan);
+    assert!(
+        plan.contains(&format!("--name {SERVICE}-workers-v1")),
+        "{plan}"
+    );
+    assert!(!plan.contains(CANARY));
+
+    let out = app.deploy("v1");
+    assert!(out.contains("Finished in"), "{out}");
+    for index in HOSTS {
+        let running = on_host(
+            index,
+            &format!(
+                "docker ps --filter label=service={SERVICE} --format '{{{{.Names}}}} \
+                 {{{{.Label \"role\"}}}} {{{{.Label \"service\"}}}}'"
+            ),
+        );
+        assert_eq!(
+            running.trim(),
+            format!("{SERVICE}-workers-v1 workers {SERVICE}")
+        );
+    }
+
+    let out = app.deploy("v2");
+    assert!(out.contains("Finished in"), "{out}");
+    for index in HOSTS {
+        let containers = on_host(
+            index,
+            &format!(
+                "docker ps -a --filter label=service={SERVICE} --format '{{{{.Names}}}} {{{{.State}}}}' | sort"
+            ),
+        );
+        assert_eq!(
+            containers.trim(),
+            format!("{SERVICE}-workers-v1 exited\n{SERVICE}-workers-v2 running"),
+            "host {index}"
+        );
+        let mode = on_host(
+            index,
+            &format!("stat -c %a .kamal/apps/{SERVICE}/env/roles/workers.env"),
+        );
+        assert_eq!(mode.trim(), "600");
+        let env = on_host(
+            index,
+            &format!(
+                "docker exec {SERVICE}-workers-v2 sh -c 'echo \"$CANARY_SECRET\"; echo \"$MODE\"; \
+                 echo \"$KAMAL_VERSION\"'"
+            ),
+        );
+        assert_eq!(env, format!("{CANARY}\nbatch\nv2\n"));
+        let audit = on_host(index, &format!("cat .kamal/{SERVICE}-audit.log"));
+        let lines: Vec<&str> = audit
+            .lines()
+            .map(|line| line.split_once("] ").map_or(line, |(_, rest)| rest))
+            .map(|rest| rest.split_once("] ").map_or(rest, |(_, rest)| rest))
+            .collect();
+        for expected in [
+            "Pulled image with version v1",
+            "[workers] Booted app version v1",
+            "Pruned containers",
+            "Pruned images",
+            "[workers] Booted app version v2",
+        ] {
+            assert!(
+                lines.contains(&expected),
+                "{expected:?} missing from\n{audit}"
+            );
+        }
+        assert!(audit.contains(&format!(
+            "Tagging 172.17.0.1:5000/{SERVICE}:v2 as the latest image"
+        )));
+        let lock = on_host(
+            index,
+            &format!("test -e .kamal/lock-{SERVICE} && echo held || echo free"),
+        );
+        assert_eq!(lock.trim(), "free");
+    }
+    clean_hosts();
+}
