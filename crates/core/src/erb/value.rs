@@ -93,7 +93,8 @@ impl Value {
                 if !s.is_empty()
                     && s.chars().enumerate().all(|(i, c)| {
                         c == '_'
-                            || c.is_alphanumeric() && !(i == 0 && c.is_ascii_digit())
+                            || (c.is_ascii_alphanumeric() || !c.is_ascii())
+                                && !(i == 0 && c.is_ascii_digit())
                             || (i == s.chars().count() - 1 && matches!(c, '?' | '!' | '='))
                     })
                 {
