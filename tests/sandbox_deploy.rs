@@ -88,7 +88,17 @@ struct App {
 
 impl App {
     fn new(json: &Value) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let app = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            known_hosts: json["ssh"]["known_hosts"].as_str().expect("kh").to_owned(),
+        };
+        app.configure(json, "");
+        app
+    }
+
+    /// Writes config/deploy.yml (with `role_extra` lines under the workers role) and the secrets.
+    fn configure(&self, json: &Value, role_extra: &str) {
+        let dir = &self.dir;
         let mut servers = String::new();
         for index in HOSTS {
             servers.push_str("      - 127.0.0.1:");
@@ -99,7 +109,7 @@ impl App {
         let registry = json["registry"]["from_hosts"].as_str().expect("registry");
         let config = format!(
             "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  workers:\n    hosts:\n{servers}    \
-             proxy: false\nprimary_role: workers\nreadiness_delay: 0\nregistry:\n  server: \
+             proxy: false\n{role_extra}primary_role: workers\nreadiness_delay: 0\nregistry:\n  server: \
              {registry}\n  username: ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: \
              amd64\nenv:\n  clear:\n    MODE: batch\n  secret:\n    - CANARY_SECRET\nssh:\n  user: \
              deploy\n  keys: [{key}]\n  keys_only: true\n"
@@ -116,10 +126,6 @@ impl App {
             ),
         )
         .expect("secrets");
-        Self {
-            dir,
-            known_hosts: json["ssh"]["known_hosts"].as_str().expect("kh").to_owned(),
-        }
     }
 
     fn dhow(&self, version: &str, args: &[&str]) -> Command {
@@ -141,6 +147,13 @@ impl App {
 
     /// Deploys `version`, sampling `ps` while it runs; returns dhow's stdout and stderr.
     fn deploy(&self, version: &str) -> String {
+        let (output, all) = self.try_deploy(version);
+        ok(&output);
+        all
+    }
+
+    /// Deploys `version`, sampling `ps` while it runs; returns how it ended and its output.
+    fn try_deploy(&self, version: &str) -> (Output, String) {
         let mut child = self
             .dhow(version, &["deploy", "-P"])
             .spawn()
@@ -162,12 +175,12 @@ impl App {
             std::thread::sleep(Duration::from_millis(50));
         }
         let output = child.wait_with_output().expect("wait");
-        let all = ok(&output) + &text(&output.stderr);
+        let all = text(&output.stdout) + &text(&output.stderr);
         assert!(
             !all.contains(CANARY),
             "the env secret appeared in the output:\n{all}"
         );
-        all
+        (output, all)
     }
 }
 
@@ -263,6 +276,54 @@ fn workers_only_deploy_v1_then_v2() {
         assert!(audit.contains(&format!(
             "Tagging 172.17.0.1:5000/{SERVICE}:v2 as the latest image"
         )));
+        let lock = on_host(
+            index,
+            &format!("test -e .kamal/lock-{SERVICE} && echo held || echo free"),
+        );
+        assert_eq!(lock.trim(), "free");
+    }
+
+    // v3's health check always fails: its boot fails, v2 keeps running, the lock is released,
+    // and the container's last log lines and health state are printed.
+    build_image("v3");
+    app.configure(
+        &json,
+        "    options:\n      health-cmd: \"exit 1\"\n      health-interval: 1s\n      health-retries: 1\n",
+    );
+    let config = std::fs::read_to_string(app.dir.path().join("config/deploy.yml")).expect("yml");
+    std::fs::write(
+        app.dir.path().join("config/deploy.yml"),
+        config.replace(
+            "readiness_delay: 0\n",
+            "readiness_delay: 0\ndeploy_timeout: 3\n",
+        ),
+    )
+    .expect("yml");
+    let (output, all) = app.try_deploy("v3");
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("worker v3 started"),
+        "the log tail is printed:\n{all}"
+    );
+    assert!(
+        all.contains("\"Status\":\"unhealthy\""),
+        "the health state is printed:\n{all}"
+    );
+    assert!(
+        all.contains("container not ready after 3 seconds (unhealthy)"),
+        "{all}"
+    );
+    assert!(all.contains("failed on 2 of 2 hosts"), "{all}");
+    for index in HOSTS {
+        let running = on_host(
+            index,
+            &format!("docker ps --filter label=service={SERVICE} --format '{{{{.Names}}}}'"),
+        );
+        assert_eq!(
+            running.trim(),
+            format!("{SERVICE}-workers-v2"),
+            "host {index}"
+        );
         let lock = on_host(
             index,
             &format!("test -e .kamal/lock-{SERVICE} && echo held || echo free"),
