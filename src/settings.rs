@@ -161,12 +161,32 @@ impl ErbHost for LocalHost<'_> {
     }
 
     fn run(&self, command: &str) -> Result<String, String> {
+        self.run_with_env(command, &BTreeMap::new())
+    }
+
+    fn run_with_env(
+        &self,
+        command: &str,
+        env_changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<String, String> {
+        // The child sees the environment as the template left it (`ENV["X"] = ...`).
+        let mut env = self.env.clone();
+        for (name, value) in env_changes {
+            match value {
+                Some(value) => {
+                    env.insert(name.clone(), value.clone());
+                }
+                None => {
+                    env.remove(name);
+                }
+            }
+        }
         let output = Command::new("sh")
             .arg("-c")
             .arg(command)
             .current_dir(self.dir)
             .env_clear()
-            .envs(self.env)
+            .envs(&env)
             .stderr(std::process::Stdio::inherit())
             .output()
             .map_err(|error| format!("could not run `{command}`: {error}"))?;

@@ -210,6 +210,33 @@ fn config_errors_exit_3_with_positions() {
 }
 
 #[test]
+fn erb_commands_see_the_template_env_and_the_destination() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(dir.path().join("config")).expect("mkdir");
+    fs::write(
+        dir.path().join("config/deploy.yml"),
+        "<% ENV[\"APP_NAME\"] = \"from-erb\" %>\nservice: <%= `printf %s \"$APP_NAME-$KAMAL_DESTINATION\"` %>\nimage: app\nservers: [1.1.1.1]\nregistry: {username: u, password: p}\nbuilder: {arch: amd64}\n",
+    )
+    .expect("write");
+    fs::write(
+        dir.path().join("config/deploy.staging.yml"),
+        "image: app2\n",
+    )
+    .expect("write");
+    let out = dhow(
+        dir.path(),
+        &["config", "-d", "staging"],
+        &[("VERSION", "1")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(":service_with_version: from-erb-staging-1"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
 fn traefik_hook_files_are_refused_like_kamal() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join("config")).expect("mkdir");

@@ -51,7 +51,21 @@ impl ErbHost for EnvHost<'_> {
     }
 
     fn run(&self, command: &str) -> Result<String, String> {
-        self.inner.run(command)
+        self.run_with_env(command, &BTreeMap::new())
+    }
+
+    fn run_with_env(
+        &self,
+        command: &str,
+        env_changes: &BTreeMap<String, Option<String>>,
+    ) -> Result<String, String> {
+        // The loader sets or removes KAMAL_DESTINATION for the load; a child process sees that
+        // too, as in Kamal, which puts it in its own process environment before ERB runs.
+        let mut changes = env_changes.clone();
+        changes
+            .entry("KAMAL_DESTINATION".to_owned())
+            .or_insert_with(|| self.env.get("KAMAL_DESTINATION").cloned());
+        self.inner.run_with_env(command, &changes)
     }
 
     fn read_file(&self, path: &str) -> Result<Option<String>, String> {
