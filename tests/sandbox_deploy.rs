@@ -231,56 +231,7 @@ fn workers_only_deploy_v1_then_v2() {
     let out = app.deploy("v2");
     assert!(out.contains("Finished in"), "{out}");
     for index in HOSTS {
-        let containers = on_host(
-            index,
-            &format!(
-                "docker ps -a --filter label=service={SERVICE} --format '{{{{.Names}}}} {{{{.State}}}}' | sort"
-            ),
-        );
-        assert_eq!(
-            containers.trim(),
-            format!("{SERVICE}-workers-v1 exited\n{SERVICE}-workers-v2 running"),
-            "host {index}"
-        );
-        let mode = on_host(
-            index,
-            &format!("stat -c %a .kamal/apps/{SERVICE}/env/roles/workers.env"),
-        );
-        assert_eq!(mode.trim(), "600");
-        let env = on_host(
-            index,
-            &format!(
-                "docker exec {SERVICE}-workers-v2 sh -c 'echo \"$CANARY_SECRET\"; echo \"$MODE\"; \
-                 echo \"$KAMAL_VERSION\"'"
-            ),
-        );
-        assert_eq!(env, format!("{CANARY}\nbatch\nv2\n"));
-        let audit = on_host(index, &format!("cat .kamal/{SERVICE}-audit.log"));
-        let lines: Vec<&str> = audit
-            .lines()
-            .map(|line| line.split_once("] ").map_or(line, |(_, rest)| rest))
-            .map(|rest| rest.split_once("] ").map_or(rest, |(_, rest)| rest))
-            .collect();
-        for expected in [
-            "Pulled image with version v1",
-            "[workers] Booted app version v1",
-            "Pruned containers",
-            "Pruned images",
-            "[workers] Booted app version v2",
-        ] {
-            assert!(
-                lines.contains(&expected),
-                "{expected:?} missing from\n{audit}"
-            );
-        }
-        assert!(audit.contains(&format!(
-            "Tagging 172.17.0.1:5000/{SERVICE}:v2 as the latest image"
-        )));
-        let lock = on_host(
-            index,
-            &format!("test -e .kamal/lock-{SERVICE} && echo held || echo free"),
-        );
-        assert_eq!(lock.trim(), "free");
+        check_v2(index);
     }
 
     // v3's health check always fails: its boot fails, v2 keeps running, the lock is released,
@@ -331,4 +282,58 @@ fn workers_only_deploy_v1_then_v2() {
         assert_eq!(lock.trim(), "free");
     }
     clean_hosts();
+}
+
+/// After v2: v2 runs, v1 is stopped, the env file, the audit lines, no lock.
+fn check_v2(index: usize) {
+    let containers = on_host(
+        index,
+        &format!(
+            "docker ps -a --filter label=service={SERVICE} --format '{{{{.Names}}}} {{{{.State}}}}' | sort"
+        ),
+    );
+    assert_eq!(
+        containers.trim(),
+        format!("{SERVICE}-workers-v1 exited\n{SERVICE}-workers-v2 running"),
+        "host {index}"
+    );
+    let mode = on_host(
+        index,
+        &format!("stat -c %a .kamal/apps/{SERVICE}/env/roles/workers.env"),
+    );
+    assert_eq!(mode.trim(), "600");
+    let env = on_host(
+        index,
+        &format!(
+            "docker exec {SERVICE}-workers-v2 sh -c 'echo \"$CANARY_SECRET\"; echo \"$MODE\"; \
+             echo \"$KAMAL_VERSION\"'"
+        ),
+    );
+    assert_eq!(env, format!("{CANARY}\nbatch\nv2\n"));
+    let audit = on_host(index, &format!("cat .kamal/{SERVICE}-audit.log"));
+    let lines: Vec<&str> = audit
+        .lines()
+        .map(|line| line.split_once("] ").map_or(line, |(_, rest)| rest))
+        .map(|rest| rest.split_once("] ").map_or(rest, |(_, rest)| rest))
+        .collect();
+    for expected in [
+        "Pulled image with version v1",
+        "[workers] Booted app version v1",
+        "Pruned containers",
+        "Pruned images",
+        "[workers] Booted app version v2",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "{expected:?} missing from\n{audit}"
+        );
+    }
+    assert!(audit.contains(&format!(
+        "Tagging 172.17.0.1:5000/{SERVICE}:v2 as the latest image"
+    )));
+    let lock = on_host(
+        index,
+        &format!("test -e .kamal/lock-{SERVICE} && echo held || echo free"),
+    );
+    assert_eq!(lock.trim(), "free");
 }
