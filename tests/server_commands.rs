@@ -554,3 +554,130 @@ async fn check_prints_a_row_per_host_and_lists_failing_hosts() {
         stderr(&output)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interactive_exec_replaces_dhow_with_ssh_on_the_primary_host() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let fx = Fixture::new(2).await;
+    let bin = fx.path("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    // A stand-in `ssh` that prints its argv, one argument per line.
+    std::fs::write(
+        bin.join("ssh"),
+        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done\n",
+    )
+    .expect("fake ssh");
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let known = fx.path("known_hosts");
+    let output = fx
+        .dhow(
+            &[
+                "--known-hosts",
+                known.to_str().expect("utf-8"),
+                "server",
+                "exec",
+                "-i",
+                "bin/rails",
+                "console",
+                "--sandbox",
+            ],
+            &[("PATH", &path)],
+        )
+        .await;
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let key = fx.path("id_ed25519");
+    let expected = [
+        "-i",
+        key.to_str().expect("utf-8"),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        &format!("UserKnownHostsFile={}", known.display()),
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-t",
+        "root@127.0.0.1",
+        "-p",
+        &fx.servers[0].port().to_string(),
+        "bin/rails console --sandbox",
+    ]
+    .join("\n")
+        + "\n";
+    assert_eq!(stdout(&output), expected);
+    assert!(
+        stderr(&output).contains(&format!(
+            "Running 'bin/rails console --sandbox' on {} interactively...",
+            fx.host(0)
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // Nothing ran through the SSH layer.
+    assert!(server_commands_ran(&fx).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_during_bootstrap_releases_the_lock() {
+    let fx = Fixture::new(1).await;
+    let started = fx.path("hook.started");
+    let release = fx.path("hook.release");
+    fx.hook(
+        "docker-setup",
+        &format!(
+            "touch {}; i=0; while [ ! -e {} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done",
+            started.display(),
+            release.display()
+        ),
+    );
+    let known = fx.path("known_hosts");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_dhow"))
+        .args([
+            "--known-hosts",
+            known.to_str().expect("utf-8"),
+            "server",
+            "bootstrap",
+        ])
+        .current_dir(fx.dir.path())
+        .env("HOME", fx.path("home"))
+        .env("VERSION", "v1")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("KAMAL_LOCK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Bounded wait for the hook, which runs while the lock is held.
+    for _ in 0..400 {
+        if started.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    if !started.exists() {
+        let output = child.wait_with_output().await.expect("wait");
+        panic!("the hook never started: {}", stderr(&output));
+    }
+    assert!(fx.workdir(0).join(".kamal/lock-app").exists());
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    std::fs::write(&release, "").expect("release hook");
+    let output = child.wait_with_output().await.expect("wait");
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted by a signal"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(stderr(&output).contains("Releasing the deploy lock..."));
+    assert!(!fx.workdir(0).join(".kamal/lock-app").exists());
+}

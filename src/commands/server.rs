@@ -308,14 +308,24 @@ async fn bootstrap(run: &Run, pool: &Pool, cancel: &CancellationToken) -> Result
     if !reentrant {
         acquire_lock(run, pool, cancel).await?;
     }
-    let result = install_docker(run, pool, cancel).await.and_then(|()| {
-        if cancel.is_cancelled() {
-            return Err(Error::Failed {
-                message: "interrupted".to_owned(),
-            });
-        }
-        run.hooks().run("docker-setup", true, &[])
-    });
+    let interrupted = || Error::Failed {
+        message: "interrupted by a signal".to_owned(),
+    };
+    let result = install_docker(run, pool, cancel)
+        .await
+        .and_then(|()| {
+            if cancel.is_cancelled() {
+                return Err(interrupted());
+            }
+            run.hooks().run("docker-setup", true, &[])
+        })
+        .and_then(|()| {
+            if cancel.is_cancelled() {
+                Err(interrupted())
+            } else {
+                Ok(())
+            }
+        });
     if !reentrant && let Err(error) = release_lock(run, pool).await {
         {
             if result.is_ok() {
