@@ -50,9 +50,14 @@ struct FakeHost {
     host: String,
     rules: Arc<Vec<Rule>>,
     log: Arc<Mutex<Log>>,
+    /// Cancelled (as by SIGTERM) when a command containing the pattern runs.
+    cancel_on: Option<(&'static str, CancellationToken)>,
 }
 
-#[expect(clippy::manual_async_fn, reason = "the trait spells out its futures' lifetimes")]
+#[expect(
+    clippy::manual_async_fn,
+    reason = "the trait spells out its futures' lifetimes"
+)]
 impl Transport for FakeHost {
     fn host(&self) -> &str {
         &self.host
@@ -73,6 +78,11 @@ impl Transport for FakeHost {
                 .expect("log")
                 .commands
                 .push((self.host.clone(), text.clone(), stdin));
+            if let Some((pattern, cancel)) = &self.cancel_on
+                && text.contains(pattern)
+            {
+                cancel.cancel();
+            }
             let found = self.rules.iter().find(|rule| {
                 text.contains(rule.pattern) && rule.host.is_none_or(|host| host == self.host)
             });
@@ -192,6 +202,11 @@ struct Outcome {
 }
 
 fn execute(plan: &Plan, rules: Vec<Rule>) -> Outcome {
+    execute_cancelling(plan, rules, None)
+}
+
+fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static str>) -> Outcome {
+    let cancel = CancellationToken::new();
     let log = Arc::new(Mutex::new(Log::default()));
     let rules = Arc::new(rules);
     let sessions: BTreeMap<String, Arc<FakeHost>> = plan
@@ -204,13 +219,13 @@ fn execute(plan: &Plan, rules: Vec<Rule>) -> Outcome {
                     host: host.clone(),
                     rules: Arc::clone(&rules),
                     log: Arc::clone(&log),
+                    cancel_on: cancel_on.map(|pattern| (pattern, cancel.clone())),
                 }),
             )
         })
         .collect();
     let events = Mutex::new(Vec::new());
     let emit = |event: Event| events.lock().expect("events").push(event);
-    let cancel = CancellationToken::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -528,4 +543,35 @@ fn stale_containers_are_stopped_except_the_running_one() {
     );
     let stale_stop = position(&commands, "name=^jobs-workers-old1$");
     assert!(stale_stop < position(&commands, "docker run --detach"));
+}
+
+#[test]
+fn a_signal_during_the_boot_stops_the_deploy_and_releases_the_lock() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute_cancelling(&plan, vec![running_status()], Some("docker run --detach"));
+    assert_eq!(
+        outcome.result.expect_err("cancelled"),
+        DeployError::Cancelled
+    );
+    let h1 = on(&outcome.log, "h1");
+    assert!(
+        h1.last()
+            .expect("commands")
+            .contains("rm -r .kamal/lock-jobs"),
+        "{h1:#?}"
+    );
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker tag"))
+    );
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker image prune"))
+    );
 }
