@@ -1,10 +1,12 @@
-//! End-to-end `dhow deploy --skip-push` on the sandbox (`scripts/sandbox up`): a workers-only
+//! End-to-end `dhow deploy --skip-push` on the sandbox (`scripts/sandbox up`). A workers-only
 //! app (primary role `workers`, no proxy) built with `scripts/sandbox image --kind worker --push`
-//! is deployed as v1 then v2 on two hosts. Checks Kamal's container names and labels, the old
-//! version stopped, the env file (mode 0600, the secret inside the container), Kamal's audit
-//! lines, the lock gone afterwards, and that the env secret never shows in dhow's output or in
-//! any process's argv. `DHOW_SANDBOX` points at `sandbox.json`; without it the test fails under
-//! CI (`CI=true`) and prints a notice otherwise.
+//! is deployed as v1 then v2 on two hosts: Kamal's container names and labels, the old version
+//! stopped, the env file (mode 0600, the secret inside the container), Kamal's audit lines, the
+//! lock gone afterwards, the env secret never in dhow's output or any process's argv; then a v3
+//! whose health check fails leaves v2 running and prints its log tail. A web role behind
+//! kamal-proxy (the image of `scripts/build-proxy-image`) plus a worker role answer v1 then v2
+//! through the proxy on 127.0.0.1. `DHOW_SANDBOX` points at `sandbox.json`; without it the tests
+//! fail under CI (`CI=true`) and print a notice otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -336,4 +338,109 @@ fn check_v2(index: usize) {
         &format!("test -e .kamal/lock-{SERVICE} && echo held || echo free"),
     );
     assert_eq!(lock.trim(), "free");
+}
+
+const WEB_SERVICE: &str = "dhow-e2e-web";
+/// Sandbox hosts of the web test (1-based): both run `web`, the second also `workers`.
+const WEB_HOSTS: [usize; 2] = [8, 9];
+const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
+
+/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
+/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
+fn push_proxy_image(registry: &str) {
+    let present = Command::new("docker")
+        .args(["image", "inspect", PROXY_IMAGE])
+        .output()
+        .expect("docker image inspect")
+        .status
+        .success();
+    if !present {
+        ok(&Command::new(repo().join("scripts/build-proxy-image"))
+            .output()
+            .expect("scripts/build-proxy-image"));
+    }
+    let target = format!("{registry}/{PROXY_IMAGE}");
+    ok(&Command::new("docker")
+        .args(["tag", PROXY_IMAGE, &target])
+        .output()
+        .expect("docker tag"));
+    ok(&Command::new("docker")
+        .args(["push", "-q", &target])
+        .output()
+        .expect("docker push"));
+}
+
+fn http_get(port: &str, path: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}{path}")])
+        .output()
+        .expect("curl");
+    text(&output.stdout)
+}
+
+#[test]
+fn web_behind_the_proxy_and_a_worker_v1_then_v2() {
+    let Some(json) = sandbox() else { return };
+    let registry = json["registry"]["from_hosts"]
+        .as_str()
+        .expect("registry")
+        .to_owned();
+    push_proxy_image(&registry);
+    for version in ["v1", "v2"] {
+        ok(&Command::new(repo().join("scripts/sandbox"))
+            .args(["image", WEB_SERVICE, version, "--kind", "web", "--push"])
+            .output()
+            .expect("scripts/sandbox image"));
+    }
+    for index in WEB_HOSTS {
+        on_host(
+            index,
+            &format!(
+                "docker ps -aq --filter label=service={WEB_SERVICE} | xargs -r docker rm -f >/dev/null; \
+                 rm -rf .kamal/apps/{WEB_SERVICE} .kamal/{WEB_SERVICE}-audit.log .kamal/lock-{WEB_SERVICE}"
+            ),
+        );
+    }
+    let host = |index: usize| format!("127.0.0.1:{}", json["hosts"][index - 1]["ssh_port"]);
+    let config = format!(
+        "service: {WEB_SERVICE}\nimage: {WEB_SERVICE}\nservers:\n  web:\n    - {}\n    - {}\n  \
+         workers:\n    hosts:\n      - {}\n    cmd: sleep 3600\nproxy:\n  app_port: 80\n  run:\n    \
+         registry: {registry}\n    repository: dhow/kamal-proxy\nregistry:\n  server: {registry}\n  \
+         username: ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\nenv:\n  secret:\n    \
+         - CANARY_SECRET\nssh:\n  user: deploy\n  keys: [{}]\n  keys_only: true\n",
+        host(WEB_HOSTS[0]),
+        host(WEB_HOSTS[1]),
+        host(WEB_HOSTS[1]),
+        json["ssh"]["key"].as_str().expect("key"),
+    );
+    let app = App {
+        dir: tempfile::tempdir().expect("tempdir"),
+        known_hosts: json["ssh"]["known_hosts"].as_str().expect("kh").to_owned(),
+    };
+    app.configure(&json, "");
+    std::fs::write(app.dir.path().join("config/deploy.yml"), config).expect("deploy.yml");
+
+    for version in ["v1", "v2"] {
+        let out = app.deploy(version);
+        assert!(out.contains("Finished in"), "{out}");
+        for index in WEB_HOSTS {
+            let port = json["hosts"][index - 1]["http_port"].to_string();
+            assert_eq!(
+                http_get(&port, "/version").trim(),
+                version,
+                "host {index} serves {version} through the proxy"
+            );
+        }
+        let running = on_host(
+            WEB_HOSTS[1],
+            &format!(
+                "docker ps --filter label=service={WEB_SERVICE} --format '{{{{.Names}}}}' | sort"
+            ),
+        );
+        assert_eq!(
+            running.trim(),
+            format!("{WEB_SERVICE}-web-{version}\n{WEB_SERVICE}-workers-{version}"),
+            "the old version is stopped"
+        );
+    }
 }
