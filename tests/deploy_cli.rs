@@ -1,0 +1,118 @@
+//! `dhow plan`, `dhow deploy --dry-run` and `dhow deploy` argument handling, end to end without
+//! any host: the plan lists the hosts, roles and exact commands in Kamal's order, with every
+//! secret redacted.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const ENV_CANARY: &str = "plan-env-canary-0b7d";
+const REGISTRY_CANARY: &str = "plan-registry-canary-5e21";
+
+fn dhow(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dhow"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("VERSION", "v7")
+        .output()
+        .expect("run dhow")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn app() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(dir.path().join("config")).expect("config");
+    fs::create_dir_all(dir.path().join(".kamal")).expect(".kamal");
+    fs::write(
+        dir.path().join("config/deploy.yml"),
+        "service: shop\nimage: acme/shop\nservers:\n  web: [10.0.0.1, 10.0.0.2]\n  jobs:\n    hosts: \
+         [10.0.0.2]\n    cmd: bin/jobs\nproxy:\n  app_port: 3000\nregistry:\n  server: ghcr.io\n  \
+         username: acme\n  password: [REGISTRY_PASSWORD]\nbuilder: {arch: amd64}\nenv:\n  secret: \
+         [DATABASE_URL]\n",
+    )
+    .expect("deploy.yml");
+    fs::write(
+        dir.path().join(".kamal/secrets"),
+        format!("REGISTRY_PASSWORD={REGISTRY_CANARY}\nDATABASE_URL={ENV_CANARY}\n"),
+    )
+    .expect("secrets");
+    dir
+}
+
+fn plan_text(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let all = text(&output.stdout) + &text(&output.stderr);
+    assert!(
+        !all.contains(ENV_CANARY) && !all.contains(REGISTRY_CANARY),
+        "{all}"
+    );
+    text(&output.stdout)
+}
+
+#[test]
+fn plan_lists_hosts_roles_and_commands_in_kamals_order_with_secrets_redacted() {
+    let dir = app();
+    let plan = plan_text(&dhow(dir.path(), &["plan"]));
+    assert!(
+        plan.starts_with("Deploy shop version v7\nHosts: "),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("\nRoles: web, jobs\nPrimary role: web\n"),
+        "{plan}"
+    );
+    let order = [
+        "docker login ghcr.io -u [REDACTED] --password-stdin",
+        "docker pull ghcr.io/acme/shop:v7",
+        "mkdir .kamal/lock-shop",
+        "docker network create kamal",
+        "docker container start kamal-proxy || ",
+        "upload .kamal/apps/shop/env/roles/web.env (mode 0600, [REDACTED])",
+        "docker run --detach --restart unless-stopped --name shop-web-v7",
+        "docker exec kamal-proxy kamal-proxy deploy shop-web --target=\"<container-id>:3000\"",
+        "docker run --detach --restart unless-stopped --name shop-jobs-v7",
+        "docker tag ghcr.io/acme/shop:v7 ghcr.io/acme/shop:latest",
+        "docker image prune --force --filter label=service=shop",
+        "rm .kamal/lock-shop/details && rm -r .kamal/lock-shop",
+    ];
+    let mut from = 0;
+    for step in order {
+        let at = plan[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing (or out of order) in\n{plan}"));
+        from += at + step.len();
+    }
+}
+
+#[test]
+fn deploy_dry_run_prints_the_plan_and_deploy_needs_skip_push() {
+    let dir = app();
+    let dry = plan_text(&dhow(dir.path(), &["deploy", "-P", "--dry-run"]));
+    let plan = plan_text(&dhow(dir.path(), &["plan"]));
+    // Times, the clash-rename suffix and the container hostname differ per run: compare the
+    // stages and the line count.
+    let headers = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.starts_with("== ") || line.ends_with(':'))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(headers(&dry), headers(&plan));
+    assert_eq!(dry.lines().count(), plan.lines().count());
+    assert!(dry.contains("docker pull ghcr.io/acme/shop:v7"));
+
+    let output = dhow(dir.path(), &["deploy"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("--skip-push"));
+}
