@@ -276,6 +276,11 @@ impl<T: Transport> Executor<'_, T> {
         if self.cancel.is_cancelled() {
             return Err(DeployError::Cancelled);
         }
+        if outcome.is_ok() && stage.pause_after > 0 {
+            self.pause(Duration::from_secs(stage.pause_after))
+                .await
+                .map_err(|_| DeployError::Cancelled)?;
+        }
         outcome
     }
 

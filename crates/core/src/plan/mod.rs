@@ -175,6 +175,8 @@ pub struct Stage {
     pub label: String,
     pub phase: Phase,
     pub hosts: Vec<HostSteps>,
+    /// Seconds to wait after the stage succeeded (`boot.wait` between boot groups).
+    pub pause_after: u64,
 }
 
 /// The deploy lock around the locked stages.
@@ -268,26 +270,12 @@ pub fn deploy(input: &DeployInput<'_>) -> Plan {
     locked.push(stale_stage(input, &app_hosts));
 
     let primary_role = selection.primary_role.clone();
-    locked.push(Stage {
-        label: format!("Start container with version {}", input.version),
-        phase: Phase::Boot,
-        hosts: app_hosts
-            .iter()
-            .map(|host| HostSteps {
-                host: host.clone(),
-                steps: Vec::new(),
-                roles: selection
-                    .roles_on(config, host)
-                    .into_iter()
-                    .map(|role| role_boot(input, &scope, role, host, primary_role.as_deref()))
-                    .collect(),
-            })
-            .collect(),
-    });
+    locked.extend(boot_stages(input, &scope, &app_hosts));
 
     locked.push(Stage {
         label: "Tag the latest image".to_owned(),
         phase: Phase::Boot,
+        pause_after: 0,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -336,6 +324,7 @@ fn pull_stage(
     Stage {
         label: "Pull app image".to_owned(),
         phase: Phase::Pull,
+        pause_after: 0,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -378,6 +367,7 @@ fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
     Stage {
         label: "Prune old containers and images".to_owned(),
         phase: Phase::Prune,
+        pause_after: 0,
         hosts: selection
             .hosts
             .iter()
@@ -418,6 +408,7 @@ fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&C
     Stage {
         label: "Ensure kamal-proxy is running".to_owned(),
         phase: Phase::Proxy,
+        pause_after: 0,
         hosts: selection
             .hosts
             .iter()
@@ -458,6 +449,7 @@ fn stale_stage(input: &DeployInput<'_>, app_hosts: &[String]) -> Stage {
     Stage {
         label: "Detect stale containers".to_owned(),
         phase: Phase::Boot,
+        pause_after: 0,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -480,6 +472,60 @@ fn stale_stage(input: &DeployInput<'_>, app_hosts: &[String]) -> Stage {
             })
             .collect(),
     }
+}
+
+/// The boot stages: one per group of `boot.limit` hosts, `boot.wait` seconds between groups.
+fn boot_stages(input: &DeployInput<'_>, scope: &Scope, app_hosts: &[String]) -> Vec<Stage> {
+    let config = input.config;
+    let selection = input.selection;
+    let primary_role = selection.primary_role.as_deref();
+    let mut locked = Vec::new();
+    // Kamal's `host_boot_groups`: `boot.limit` hosts at a time, `boot.wait` seconds between.
+    let group_size = config
+        .boot
+        .limit_for(config.all_hosts().len())
+        .and_then(|limit| usize::try_from(limit).ok())
+        .filter(|&limit| limit > 0)
+        .unwrap_or(app_hosts.len().max(1));
+    let groups: Vec<&[String]> = app_hosts.chunks(group_size).collect();
+    for (index, group) in groups.iter().enumerate() {
+        let last = index + 1 == groups.len();
+        locked.push(Stage {
+            label: if groups.len() == 1 {
+                format!("Start container with version {}", input.version)
+            } else {
+                format!(
+                    "Start container with version {} on {}",
+                    input.version,
+                    group.join(", ")
+                )
+            },
+            phase: Phase::Boot,
+            hosts: group
+                .iter()
+                .map(|host| HostSteps {
+                    host: host.clone(),
+                    steps: Vec::new(),
+                    roles: selection
+                        .roles_on(config, host)
+                        .into_iter()
+                        .map(|role| role_boot(input, scope, role, host, primary_role))
+                        .collect(),
+                })
+                .collect(),
+            pause_after: if last {
+                0
+            } else {
+                config
+                    .boot
+                    .wait
+                    .and_then(|wait| u64::try_from(wait).ok())
+                    .unwrap_or(0)
+            },
+        });
+    }
+
+    locked
 }
 
 fn host_steps(host: &str, steps: Vec<Step>) -> HostSteps {
@@ -725,6 +771,9 @@ pub fn render(plan: &Plan) -> String {
 
 fn render_stage(out: &mut String, stage: &Stage) {
     let _ = writeln!(out, "\n== {}", stage.label);
+    if stage.pause_after > 0 {
+        let _ = writeln!(out, "  (then wait {}s: boot.wait)", stage.pause_after);
+    }
     for host in &stage.hosts {
         if host.steps.is_empty() && host.roles.is_empty() {
             continue;

@@ -179,3 +179,39 @@ fn container_hostnames_drop_the_user_and_port() {
     assert_eq!(ssh_hostname("[::1]:22"), "::1");
     assert_eq!(ssh_hostname("web1.example.com"), "web1.example.com");
 }
+
+#[test]
+fn boot_limit_splits_the_boot_into_groups_with_the_wait_between() {
+    let text = WORKERS.replace(
+        "readiness_delay: 0\n",
+        "readiness_delay: 0\nboot:\n  limit: 1\n  wait: 4\n",
+    );
+    let plan = plan_for(&text);
+    let boots: Vec<(String, Vec<String>, u64)> = plan
+        .locked
+        .iter()
+        .filter(|stage| stage.hosts.iter().any(|host| !host.roles.is_empty()))
+        .map(|stage| {
+            (
+                stage.label.clone(),
+                stage.hosts.iter().map(|h| h.host.clone()).collect(),
+                stage.pause_after,
+            )
+        })
+        .collect();
+    assert_eq!(
+        boots,
+        [
+            (
+                "Start container with version v1 on 10.0.0.1".to_owned(),
+                vec!["10.0.0.1".to_owned()],
+                4
+            ),
+            (
+                "Start container with version v1 on 10.0.0.2".to_owned(),
+                vec!["10.0.0.2".to_owned()],
+                0
+            ),
+        ]
+    );
+}
