@@ -74,6 +74,9 @@ impl std::fmt::Display for DeployError {
     }
 }
 
+/// Runs a local hook by name for these hosts.
+pub type HookRunner = dyn Fn(&str, &[String]) -> Result<(), String> + Send + Sync;
+
 /// A sink for events, shared by the hosts of a stage.
 pub type Emit<'a> = &'a (dyn Fn(Event) + Send + Sync);
 
@@ -88,6 +91,8 @@ pub struct Executor<'a, T: Transport> {
     pub cancel: &'a CancellationToken,
     /// Runs once the lock is held, before the locked stages (the pre-deploy hook).
     pub after_lock: Option<&'a (dyn Fn() -> Result<(), String> + Send + Sync)>,
+    /// Runs a hook for a boot group: `(name, hosts)` (`pre-app-boot`, `post-app-boot`).
+    pub hook: Option<&'a HookRunner>,
 }
 
 impl<T: Transport> Executor<'_, T> {
@@ -239,6 +244,8 @@ impl<T: Transport> Executor<'_, T> {
         if self.cancel.is_cancelled() {
             return Err(DeployError::Cancelled);
         }
+        let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();
+        self.app_boot_hook(stage, "pre-app-boot", &names)?;
         let started = Instant::now();
         self.started(&stage.label, None);
         // The barrier is only kept when some host boots the primary role.
@@ -270,18 +277,41 @@ impl<T: Transport> Executor<'_, T> {
             result
         }))
         .await;
-        let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();
         let outcome = collect_failures(&stage.label, &names, results);
         add(timings, stage.phase.name(), started.elapsed());
         if self.cancel.is_cancelled() {
             return Err(DeployError::Cancelled);
         }
-        if outcome.is_ok() && stage.pause_after > 0 {
+        outcome?;
+        self.app_boot_hook(stage, "post-app-boot", &names)?;
+        if stage.pause_after > 0 {
             self.pause(Duration::from_secs(stage.pause_after))
                 .await
                 .map_err(|_| DeployError::Cancelled)?;
         }
-        outcome
+        Ok(())
+    }
+
+    /// Kamal's `run_hook "pre-app-boot"/"post-app-boot", hosts:` around a boot group.
+    fn app_boot_hook(
+        &self,
+        stage: &Stage,
+        name: &str,
+        hosts: &[String],
+    ) -> Result<(), DeployError> {
+        match self.hook {
+            Some(hook) if stage.app_boot_hooks => {
+                hook(name, hosts).map_err(|message| DeployError::Hosts {
+                    stage: format!("{name} hook"),
+                    failures: vec![Failure {
+                        host: "localhost".to_owned(),
+                        message,
+                    }],
+                    total: 1,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn host(

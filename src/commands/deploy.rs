@@ -159,6 +159,12 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
             .run("pre-deploy", true, &[])
             .map_err(|error| error.render())
     };
+    let app_boot_hook = |name: &str, hosts: &[String]| -> Result<(), String> {
+        let hosts = hosts.join(",");
+        run.hooks()
+            .run(name, true, &[("hosts", &hosts)])
+            .map_err(|error| error.render())
+    };
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
         let mut sessions = BTreeMap::new();
@@ -177,6 +183,7 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
                 emit: &emit,
                 cancel: &cancel,
                 after_lock: Some(&pre_deploy),
+                hook: Some(&app_boot_hook),
             };
             executor.run(&plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {

@@ -199,6 +199,7 @@ struct Outcome {
     result: Result<Vec<dhow_core::event::Timing>, DeployError>,
     log: Log,
     events: Vec<Event>,
+    hooks: Vec<String>,
 }
 
 fn execute(plan: &Plan, rules: Vec<Rule>) -> Outcome {
@@ -226,6 +227,14 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
         .collect();
     let events = Mutex::new(Vec::new());
     let emit = |event: Event| events.lock().expect("events").push(event);
+    let hooks = Mutex::new(Vec::new());
+    let hook = |name: &str, hosts: &[String]| -> Result<(), String> {
+        hooks
+            .lock()
+            .expect("hooks")
+            .push(format!("{name} {}", hosts.join(",")));
+        Ok(())
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -236,6 +245,7 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
             emit: &emit,
             cancel: &cancel,
             after_lock: None,
+            hook: Some(&hook),
         }
         .run(plan),
     );
@@ -249,6 +259,7 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
         result,
         log,
         events: events.into_inner().expect("events"),
+        hooks: hooks.into_inner().expect("hooks"),
     }
 }
 
@@ -336,6 +347,7 @@ fn workers_only_deploy_runs_kamals_steps_in_order_on_every_host() {
     }
     let events = serde_json::to_string(&outcome.events).expect("json");
     assert!(!events.contains(CANARY) && !events.contains(REGISTRY_CANARY));
+    assert_eq!(outcome.hooks, ["pre-app-boot h1,h2", "post-app-boot h1,h2"]);
     let timings = outcome.result.expect("ok");
     let phases: Vec<&str> = timings.iter().map(|t| t.phase.as_str()).collect();
     assert_eq!(phases[..5], ["pull", "lock", "proxy", "boot", "prune"]);

@@ -177,6 +177,8 @@ pub struct Stage {
     pub hosts: Vec<HostSteps>,
     /// Seconds to wait after the stage succeeded (`boot.wait` between boot groups).
     pub pause_after: u64,
+    /// A boot group: the `pre-app-boot` and `post-app-boot` hooks run around it.
+    pub app_boot_hooks: bool,
 }
 
 /// The deploy lock around the locked stages.
@@ -276,6 +278,7 @@ pub fn deploy(input: &DeployInput<'_>) -> Plan {
         label: "Tag the latest image".to_owned(),
         phase: Phase::Boot,
         pause_after: 0,
+        app_boot_hooks: false,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -325,6 +328,7 @@ fn pull_stage(
         label: "Pull app image".to_owned(),
         phase: Phase::Pull,
         pause_after: 0,
+        app_boot_hooks: false,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -368,6 +372,7 @@ fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
         label: "Prune old containers and images".to_owned(),
         phase: Phase::Prune,
         pause_after: 0,
+        app_boot_hooks: false,
         hosts: selection
             .hosts
             .iter()
@@ -409,6 +414,7 @@ fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&C
         label: "Ensure kamal-proxy is running".to_owned(),
         phase: Phase::Proxy,
         pause_after: 0,
+        app_boot_hooks: false,
         hosts: selection
             .hosts
             .iter()
@@ -450,6 +456,7 @@ fn stale_stage(input: &DeployInput<'_>, app_hosts: &[String]) -> Stage {
         label: "Detect stale containers".to_owned(),
         phase: Phase::Boot,
         pause_after: 0,
+        app_boot_hooks: false,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -513,6 +520,7 @@ fn boot_stages(input: &DeployInput<'_>, scope: &Scope, app_hosts: &[String]) -> 
                         .collect(),
                 })
                 .collect(),
+            app_boot_hooks: true,
             pause_after: if last {
                 0
             } else {
