@@ -75,7 +75,7 @@ impl std::fmt::Display for DeployError {
 }
 
 /// Runs a local hook by name for these hosts.
-pub type HookRunner = dyn Fn(&str, &[String]) -> Result<(), String> + Send + Sync;
+pub type HookRunner<'a> = dyn Fn(&str, &[String]) -> Result<(), String> + Send + Sync + 'a;
 
 /// A sink for events, shared by the hosts of a stage.
 pub type Emit<'a> = &'a (dyn Fn(Event) + Send + Sync);
@@ -92,7 +92,7 @@ pub struct Executor<'a, T: Transport> {
     /// Runs once the lock is held, before the locked stages (the pre-deploy hook).
     pub after_lock: Option<&'a (dyn Fn() -> Result<(), String> + Send + Sync)>,
     /// Runs a hook for a boot group: `(name, hosts)` (`pre-app-boot`, `post-app-boot`).
-    pub hook: Option<&'a HookRunner>,
+    pub hook: Option<&'a HookRunner<'a>>,
 }
 
 impl<T: Transport> Executor<'_, T> {
