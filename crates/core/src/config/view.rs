@@ -196,52 +196,8 @@ fn inspect(node: &Node) -> String {
     }
 }
 
-/// Kamal's `Utils.escape_shell_value`: Ruby `String#dump` on ASCII runs (non-ASCII runs kept),
-/// with backticks escaped and `$` escaped unless it starts `${...}`.
-pub fn escape_shell_value(value: &str) -> String {
-    let mut out = String::new();
-    let mut run = String::new();
-    let mut ascii_run: Option<bool> = None;
-    let flush = |run: &mut String, ascii: bool, out: &mut String| {
-        if run.is_empty() {
-            return;
-        }
-        if ascii {
-            out.push_str(&escape_ascii(run));
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in value.chars() {
-        let is_ascii = c.is_ascii();
-        if ascii_run.is_some_and(|a| a != is_ascii) {
-            flush(&mut run, ascii_run.unwrap_or(true), &mut out);
-        }
-        ascii_run = Some(is_ascii);
-        run.push(c);
-    }
-    flush(&mut run, ascii_run.unwrap_or(true), &mut out);
-    out
-}
-
-fn escape_ascii(value: &str) -> String {
-    let dumped = ruby_dump(value).replace('`', "\\`");
-    // Escape `$` unless followed by `{...}`.
-    let chars: Vec<char> = dumped.chars().collect();
-    let mut out = String::new();
-    for (i, c) in chars.iter().enumerate() {
-        if *c == '$' {
-            let rest: String = chars[i + 1..].iter().collect();
-            let expands = rest.starts_with('{') && rest[1..].contains('}');
-            if !expands {
-                out.push('\\');
-            }
-        }
-        out.push(*c);
-    }
-    out
-}
+/// Kamal's `Utils.escape_shell_value`, shared with the command builders.
+pub use crate::cmd::escape_shell_value;
 
 /// Ruby's `String#dump` for ASCII text.
 fn ruby_dump(s: &str) -> String {
