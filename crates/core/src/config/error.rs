@@ -163,13 +163,13 @@ pub fn render_error(error: &ConfigError, sources: &[(String, String)]) -> String
         }
     }
     if !error.key_path.is_empty() && error.key_path != error.context {
-        let _ = writeln!(out, "  = key: {}", error.key_path);
+        let _ = writeln!(out, "  key: {}", error.key_path);
     }
     if let Some(expected) = &error.expected {
-        let _ = writeln!(out, "  = expected: {expected}");
+        let _ = writeln!(out, "  expected: {expected}");
     }
     if let Some(hint) = &error.hint {
-        let _ = writeln!(out, "  = hint: {hint}");
+        let _ = writeln!(out, "  hint: {hint}");
     }
     out
 }
