@@ -2,6 +2,7 @@
 //! plain values to [`Command`](crate::cmd::Command)s whose rendering matches Kamal's byte for byte
 //! (except where dhow deliberately does better, e.g. `docker login --password-stdin`).
 
+pub mod accessory;
 pub mod app;
 pub mod audit;
 pub mod lock;
