@@ -147,6 +147,14 @@ pub enum Command {
     #[command(subcommand)]
     Secrets(SecretsCommand),
 
+    /// Write deployment status badges per environment from GitHub's deployments ledger: a
+    /// shields.io endpoint JSON and a self-contained SVG; `--publish` commits them to a branch.
+    Badge(BadgeArgs),
+
+    /// Show per environment the live version, digest, and when and by whom it was deployed
+    /// (from GitHub's deployments ledger), and what every host of the configuration runs.
+    Status(StatusArgs),
+
     /// Print dhow's version.
     Version,
 
@@ -220,6 +228,39 @@ pub struct DeployArgs {
     /// Progress as text for people or as JSON lines (one event per line).
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct BadgeArgs {
+    /// An environment to draw (repeatable); default: every environment with a dhow deployment.
+    #[arg(long = "environment", value_name = "NAME")]
+    pub environments: Vec<String>,
+    /// The directory the `<environment>.json` and `<environment>.svg` files are written to.
+    #[arg(long, value_name = "DIR", default_value = "badges")]
+    pub out: std::path::PathBuf,
+    /// Also commit the badges to this branch of the repository (created from the current commit
+    /// when missing) through the contents API, and print the markdown that embeds them.
+    #[arg(long, value_name = "BRANCH")]
+    pub publish: Option<String>,
+    /// The directory inside the branch the badges are committed to.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "badges",
+        requires = "publish"
+    )]
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// An environment to describe (repeatable); default: every environment with a dhow
+    /// deployment.
+    #[arg(long = "environment", value_name = "NAME")]
+    pub environments: Vec<String>,
+    /// Read only the ledger; do not connect to the hosts.
+    #[arg(long = "no-hosts")]
+    pub no_hosts: bool,
 }
 
 /// The progress output format.

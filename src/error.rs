@@ -115,6 +115,14 @@ pub enum Error {
         code: ExitCode,
     },
 
+    /// A GitHub API call failed.
+    #[error("GitHub: could not {action}")]
+    GitHub {
+        action: String,
+        #[source]
+        source: Box<dhow_github::client::ApiError>,
+    },
+
     /// A failure described by its message (e.g. hosts without Docker).
     #[error("{message}")]
     Failed { message: String },
@@ -132,6 +140,7 @@ impl Error {
             | Error::WriteFile { .. }
             | Error::KnownHosts(_)
             | Error::Hook { .. }
+            | Error::GitHub { .. }
             | Error::Failed { .. } => ExitCode::Failure,
             Error::Hosts(failed) => ExitCode::most_specific(
                 failed
@@ -173,6 +182,15 @@ impl Error {
                  primary host (`rm -r .kamal/lock-*`, or `kamal lock release`)"
                     .to_owned(),
             ),
+            Error::GitHub { source, .. } => match source.status() {
+                Some(401) => Some("the token was refused: check GITHUB_TOKEN".to_owned()),
+                Some(403 | 404) => Some(
+                    "the token may lack a permission: the job needs `deployments: read` (and \
+                     `contents: write` to publish badges)"
+                        .to_owned(),
+                ),
+                _ => None,
+            },
             Error::Selection(_)
             | Error::SshSettings(_)
             | Error::FingerprintPins(_)

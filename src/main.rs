@@ -51,6 +51,8 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
             printer.data(env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Badge(args) => commands::badge::badge(&args, printer),
+        Command::Status(args) => commands::badge::status(&args, &cli.global, printer),
         Command::Init => commands::init::run(std::path::Path::new("."), printer),
         Command::Help { command } => help(&command, printer),
         Command::Secrets(command) => commands::secrets::run(command, &cli.global, printer),

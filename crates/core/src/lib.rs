@@ -6,6 +6,7 @@
 //! and git state come in as plain values; effects live in the `dhow` binary and `dhow-remote`.
 //! `clippy.toml` in this crate's directory bans the obvious escape hatches.
 
+pub mod badge;
 pub mod cmd;
 pub mod config;
 pub mod docker;
