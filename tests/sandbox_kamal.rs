@@ -5,14 +5,15 @@
 //! - Host 23, the proxy as a drop-in: Kamal deploys a web role with `proxy.run` pointed at our
 //!   `dhow/kamal-proxy:v0.9.2` image, then deploys v2 while a bounded poller hits the proxy's
 //!   published 127.0.0.1 port: every answer is a 2xx, and the version moves from v1 to v2.
-//! - Host 24, interoperability: Kamal v1, dhow v2, Kamal v3 on one host and config; each run takes
-//!   over the other's containers, and after every run the host looks exactly as after a Kamal-only
-//!   run (v1, v2, v3 all by Kamal): container names, images, states and labels, the app
-//!   containers' env, hostnames, restart and log settings, the files under `.kamal` with their
-//!   modes, the env file's contents, the audit log, the proxy's services, the lock (its details
-//!   read by a pre-deploy hook while it is held; gone afterwards), and the hook's `KAMAL_*`
-//!   variables. Timestamps and container ids are masked; everything else must match byte for
-//!   byte.
+//! - Host 24, interoperability: Kamal v1, dhow v2, Kamal v3 on one host and config (a
+//!   destination, a web role behind the proxy and a workers role with its own command, env and
+//!   labels); each run takes over the other's containers, and after every run the host looks
+//!   exactly as after a Kamal-only run (v1, v2, v3 all by Kamal): container names, images, states
+//!   and labels, the app containers' env, hostnames, restart and log settings, the files under
+//!   `.kamal` with their modes, the env files' contents, the audit log, the proxy's services, the
+//!   lock (its details read by a pre-deploy hook while it is held; gone afterwards), and the
+//!   hook's `KAMAL_*` variables. Timestamps and container ids are masked; everything else must
+//!   match byte for byte.
 //!
 //! `DHOW_SANDBOX` points at `sandbox.json`; Kamal is found at `DHOW_KAMAL`, else in the
 //! `scripts/kamal-expected` cache. Without either, the tests fail under CI (`CI=true`) and print a
@@ -32,6 +33,8 @@ use serde_json::Value;
 const DROP_IN_HOST: usize = 23;
 /// The sandbox host of the Kamal → dhow → Kamal test (1-based).
 const INTEROP_HOST: usize = 24;
+/// The interop test deploys to a destination, so names, paths and audit lines carry it.
+const DESTINATION: Option<&str> = Some("staging");
 const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const KAMAL_VERSION: &str = "2.11.0";
 /// An env secret with every character class the env-file escaping treats specially.
@@ -186,10 +189,20 @@ struct Project {
     dir: tempfile::TempDir,
     kamal: PathBuf,
     known_hosts: String,
+    destination: Option<&'static str>,
 }
 
 impl Project {
-    fn new(json: &Value, kamal: PathBuf, service: &str, host: usize) -> Self {
+    /// A web role; with a destination also a workers role with its own command, env and labels,
+    /// root labels, a `deploy.<dest>.yml` overlay and `.kamal/secrets-common` beside
+    /// `.kamal/secrets.<dest>`.
+    fn new(
+        json: &Value,
+        kamal: PathBuf,
+        service: &str,
+        host: usize,
+        destination: Option<&'static str>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         for sub in ["config", ".kamal/hooks", "home", "records"] {
@@ -202,8 +215,15 @@ impl Project {
         let registry = json["registry"]["from_hosts"].as_str().expect("registry");
         // Kamal's `ssh.port` is one value for every host, so the host is 127.0.0.1 and the port
         // the one the sandbox publishes for it.
+        let workers = if destination.is_some() {
+            "  workers:\n    hosts:\n      - 127.0.0.1\n    cmd: /start.sh\n    env:\n      \
+             clear:\n        QUEUE: default\n    labels:\n      tier: background\n\
+             labels:\n  team: \"web & jobs\"\nreadiness_delay: 0\n"
+        } else {
+            ""
+        };
         let config = format!(
-            "service: {service}\nimage: {service}\nservers:\n  web:\n    - 127.0.0.1\n\
+            "service: {service}\nimage: {service}\nservers:\n  web:\n    - 127.0.0.1\n{workers}\
              proxy:\n  app_port: 80\n  run:\n    registry: {registry}\n    repository: \
              dhow/kamal-proxy\n    version: v0.9.2\nregistry:\n  server: {registry}\n  username: \
              ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\nenv:\n  clear:\n    \
@@ -212,14 +232,24 @@ impl Project {
              [{key}]\n  keys_only: true\n"
         );
         std::fs::write(root.join("config/deploy.yml"), config).expect("deploy.yml");
-        std::fs::write(
-            root.join(".kamal/secrets"),
-            format!(
-                "REGISTRY_PASSWORD={}\nCANARY_SECRET='{CANARY}'\n",
-                json["registry"]["password"].as_str().expect("password")
-            ),
-        )
-        .expect("secrets");
+        let password = format!(
+            "REGISTRY_PASSWORD={}\n",
+            json["registry"]["password"].as_str().expect("password")
+        );
+        let canary = format!("CANARY_SECRET='{CANARY}'\n");
+        let scope = if let Some(dest) = destination {
+            std::fs::write(
+                root.join(format!("config/deploy.{dest}.yml")),
+                "env:\n  clear:\n    STAGE: \"pre-production\"\n",
+            )
+            .expect("destination config");
+            std::fs::write(root.join(".kamal/secrets-common"), password).expect("secrets");
+            std::fs::write(root.join(format!(".kamal/secrets.{dest}")), canary).expect("secrets");
+            format!("{service}-{dest}")
+        } else {
+            std::fs::write(root.join(".kamal/secrets"), password + &canary).expect("secrets");
+            service.to_owned()
+        };
         // While the lock is held: its details, raw and decoded, and the hook's KAMAL_* names.
         let records = root.join("records");
         let hook = format!(
@@ -228,7 +258,7 @@ impl Project {
              ssh -F /dev/null -i {key} -p {ssh_port} -o BatchMode=yes -o IdentitiesOnly=yes \
              -o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts} \
              -o GlobalKnownHostsFile=/dev/null -o LogLevel=ERROR deploy@127.0.0.1 \
-             'cat .kamal/lock-{service}/details; echo ---; base64 -d .kamal/lock-{service}/details' \
+             'cat .kamal/lock-{scope}/details; echo ---; base64 -d .kamal/lock-{scope}/details' \
              </dev/null >\"$out.lock\"\n",
             records = records.display()
         );
@@ -251,6 +281,7 @@ impl Project {
             dir,
             kamal,
             known_hosts: known_hosts.to_owned(),
+            destination,
         };
         for args in [
             &["init", "-q", "-b", "main", "."][..],
@@ -261,6 +292,15 @@ impl Project {
             ok("git", &output);
         }
         project
+    }
+
+    /// `deploy --skip-push [-d DEST]`.
+    fn deploy_args(&self) -> Vec<&'static str> {
+        let mut args = vec!["deploy", "--skip-push"];
+        if let Some(dest) = self.destination {
+            args.extend(["-d", dest]);
+        }
+        args
     }
 
     fn home(&self) -> PathBuf {
@@ -286,7 +326,7 @@ impl Project {
             .expect("kamal install dir")
             .join("lib");
         let output = Command::new(&self.kamal)
-            .args(["deploy", "--skip-push"])
+            .args(self.deploy_args())
             .current_dir(self.dir.path())
             .env("HOME", self.home())
             .env("VERSION", version)
@@ -304,7 +344,7 @@ impl Project {
     /// `dhow deploy --skip-push` of `version`.
     fn dhow_deploy(&self, version: &str) -> String {
         let output = Command::new(env!("CARGO_BIN_EXE_dhow"))
-            .args(["deploy", "--skip-push"])
+            .args(self.deploy_args())
             .current_dir(self.dir.path())
             .env("HOME", self.home())
             .env("VERSION", version)
@@ -349,7 +389,8 @@ impl Project {
 
 /// The host's layout for `service`, with timestamps, container ids and the random hostname
 /// suffixes masked and docker's unordered lists (labels, env) sorted.
-fn layout(index: usize, service: &str) -> String {
+fn layout(index: usize, service: &str, destination: Option<&str>) -> String {
+    let scope = destination.map_or_else(|| service.to_owned(), |dest| format!("{service}-{dest}"));
     let raw = on_host(
         index,
         &format!(
@@ -365,7 +406,7 @@ fn layout(index: usize, service: &str) -> String {
              echo '# files'; find .kamal -printf '%p %m %y\\n' | LC_ALL=C sort; \
              echo '# env files'; \
              for f in $(find .kamal/apps -type f | LC_ALL=C sort); do echo \"== $f\"; cat \"$f\"; done; \
-             echo '# audit'; cat .kamal/{service}-audit.log; \
+             echo '# audit'; cat .kamal/{scope}-audit.log; \
              echo '# proxy services'; docker exec kamal-proxy kamal-proxy list"
         ),
     );
@@ -520,7 +561,7 @@ fn kamal_deploys_through_the_dhow_proxy_without_downtime() {
     build_image(service, "v1");
     build_image(service, "v2");
     clean_host(DROP_IN_HOST, service);
-    let project = Project::new(&json, kamal, service, DROP_IN_HOST);
+    let project = Project::new(&json, kamal, service, DROP_IN_HOST, None);
     let port = json["hosts"][DROP_IN_HOST - 1]["http_port"]
         .as_u64()
         .expect("http_port");
@@ -612,21 +653,21 @@ fn kamal_then_dhow_then_kamal_leave_the_host_as_kamal_alone_does() {
 
     // The reference: Kamal alone deploys v1, v2 and v3.
     clean_host(INTEROP_HOST, service);
-    let reference = Project::new(&json, kamal.clone(), service, INTEROP_HOST);
+    let reference = Project::new(&json, kamal.clone(), service, INTEROP_HOST, DESTINATION);
     let mut expected = Vec::new();
     for version in versions {
         reference.kamal_deploy(version);
         assert_eq!(get_version(addr), Ok((200, version.to_owned())));
         expected.push(format!(
             "{}{}",
-            layout(INTEROP_HOST, service),
+            layout(INTEROP_HOST, service, DESTINATION),
             reference.records(version)
         ));
     }
 
     // Kamal v1, dhow v2, Kamal v3: each takes over the other's containers.
     clean_host(INTEROP_HOST, service);
-    let mixed = Project::new(&json, kamal, service, INTEROP_HOST);
+    let mixed = Project::new(&json, kamal, service, INTEROP_HOST, DESTINATION);
     for (step, version) in versions.iter().enumerate() {
         let tool = if step == 1 {
             mixed.dhow_deploy(version);
@@ -642,7 +683,7 @@ fn kamal_then_dhow_then_kamal_leave_the_host_as_kamal_alone_does() {
         );
         let actual = format!(
             "{}{}",
-            layout(INTEROP_HOST, service),
+            layout(INTEROP_HOST, service, DESTINATION),
             mixed.records(version)
         );
         assert_eq!(
