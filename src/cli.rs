@@ -225,9 +225,11 @@ pub struct DeployArgs {
     /// Print the plan instead of running it (same as `dhow plan`).
     #[arg(long = "dry-run")]
     pub dry_run: bool,
-    /// Progress as text for people or as JSON lines (one event per line).
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputFormat,
+    /// Progress as text for people, as JSON lines (one event per line), or as GitHub Actions
+    /// log groups and annotations with outputs, a job summary and deployment statuses (the
+    /// default when `GITHUB_ACTIONS=true`).
+    #[arg(long, value_enum)]
+    pub output: Option<OutputFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -268,4 +270,5 @@ pub struct StatusArgs {
 pub enum OutputFormat {
     Text,
     Json,
+    Github,
 }

@@ -74,6 +74,34 @@ impl std::fmt::Display for DeployError {
     }
 }
 
+/// What to do when another holder's lock is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockHeld {
+    /// The holder is gone: remove its lock, run `audit` (a line saying why) and take it.
+    TakeOver { reason: String, audit: Command },
+    /// Ask again after this long (the decision maker bounds the total wait).
+    Wait { reason: String, retry_in: Duration },
+    /// Give up: the deploy fails with the lock held.
+    GiveUp,
+}
+
+/// A boxed future of the CI hooks.
+pub type HookFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What a CI run adds to the executor: a decision about a held lock (given its details), and a
+/// call once the lock is held and the image pulled (the deployment ledger starts there).
+pub struct CiHooks<'a> {
+    pub lock_held: &'a (dyn Fn(String) -> HookFuture<'a, LockHeld> + Send + Sync),
+    pub locked: &'a (dyn Fn() -> HookFuture<'a, ()> + Send + Sync),
+}
+
+/// How long a command already running on a host may go on after SIGINT/SIGTERM before it is
+/// abandoned, so the lock release and the final status fit in the runner's cancellation window.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
+/// The most times one run takes over a stale lock.
+const MAX_TAKEOVERS: u32 = 3;
+
 /// Runs a local hook by name for these hosts.
 pub type HookRunner<'a> = dyn Fn(&str, &[String]) -> Result<(), String> + Send + Sync + 'a;
 
@@ -93,6 +121,8 @@ pub struct Executor<'a, T: Transport> {
     pub after_lock: Option<&'a (dyn Fn() -> Result<(), String> + Send + Sync)>,
     /// Runs a hook for a boot group: `(name, hosts)` (`pre-app-boot`, `post-app-boot`).
     pub hook: Option<&'a HookRunner<'a>>,
+    /// Stale-lock takeover, lock waits and the deployment ledger, in CI.
+    pub ci: Option<&'a CiHooks<'a>>,
 }
 
 impl<T: Transport> Executor<'_, T> {
@@ -106,6 +136,9 @@ impl<T: Transport> Executor<'_, T> {
         let lock_started = Instant::now();
         self.acquire(plan).await?;
         add(&timings, "lock", lock_started.elapsed());
+        if let Some(ci) = self.ci {
+            (ci.locked)().await;
+        }
         let mut result = Ok(());
         if let Some(hook) = self.after_lock
             && let Err(message) = hook()
@@ -173,29 +206,66 @@ impl<T: Transport> Executor<'_, T> {
         let session = self
             .session(host)
             .map_err(|message| single(host, message))?;
-        let output = self
-            .command(session.as_ref(), host, &lock.acquire, false)
-            .await
-            .map_err(|message| single(host, message))?;
-        if !output.status.success() {
-            let stderr = output.stderr_text();
-            if stderr.contains("File exists") || stderr.contains("cannot create directory") {
-                let details = self
-                    .command(session.as_ref(), host, &lock.status, false)
-                    .await
-                    .map(|output| output.stdout_text().trim_end().to_owned())
-                    .unwrap_or_default();
-                self.finished(
-                    "Acquire the deploy lock",
-                    None,
-                    started,
-                    Outcome::Failed {
-                        message: "Deploy lock already in place!".to_owned(),
-                    },
-                );
-                return Err(DeployError::LockHeld { details });
+        let mut takeovers = 0;
+        loop {
+            let output = self
+                .command(session.as_ref(), host, &lock.acquire, false)
+                .await
+                .map_err(|message| single(host, message))?;
+            if output.status.success() {
+                break;
             }
-            return Err(single(host, failed(host, &lock.acquire, output)));
+            let stderr = output.stderr_text();
+            if !(stderr.contains("File exists") || stderr.contains("cannot create directory")) {
+                return Err(single(host, failed(host, &lock.acquire, output)));
+            }
+            let details = self
+                .command(session.as_ref(), host, &lock.status, false)
+                .await
+                .map(|output| output.stdout_text().trim_end().to_owned())
+                .unwrap_or_default();
+            let verdict = match self.ci {
+                Some(ci) if !self.cancel.is_cancelled() => (ci.lock_held)(details.clone()).await,
+                _ => LockHeld::GiveUp,
+            };
+            match verdict {
+                LockHeld::TakeOver { reason, audit } if takeovers < MAX_TAKEOVERS => {
+                    takeovers += 1;
+                    (self.emit)(Event::Warning {
+                        message: format!("Taking over a stale deploy lock: {reason}"),
+                    });
+                    self.command(session.as_ref(), host, &lock.release, false)
+                        .await
+                        .map_err(|message| single(host, message))?;
+                    self.command(session.as_ref(), host, &audit, false)
+                        .await
+                        .map_err(|message| single(host, message))?;
+                }
+                LockHeld::Wait { reason, retry_in } => {
+                    (self.emit)(Event::Output {
+                        host: None,
+                        stream: Stream::Stderr,
+                        line: format!(
+                            "Deploy lock held ({reason}); asking again in {}s",
+                            retry_in.as_secs()
+                        ),
+                    });
+                    if self.pause(retry_in).await.is_err() {
+                        return Err(DeployError::Cancelled);
+                    }
+                }
+                _ => {
+                    self.finished(
+                        "Acquire the deploy lock",
+                        None,
+                        started,
+                        Outcome::Failed {
+                            message: "Deploy lock already in place!".to_owned(),
+                        },
+                    );
+                    return Err(DeployError::LockHeld { details });
+                }
+            }
         }
         self.finished("Acquire the deploy lock", None, started, Outcome::Succeeded);
         Ok(())
@@ -209,7 +279,7 @@ impl<T: Transport> Executor<'_, T> {
             .session(host)
             .map_err(|message| single(host, message))?;
         let result = self
-            .command(session.as_ref(), host, &plan.lock.release, true)
+            .command_to_end(session.as_ref(), host, &plan.lock.release, true)
             .await
             .map(|_| ())
             .map_err(|message| single(host, message));
@@ -597,8 +667,27 @@ impl<T: Transport> Executor<'_, T> {
         Ok(output.stdout_text().trim().to_owned())
     }
 
-    /// Runs one command; `must` turns a non-zero exit into an error.
+    /// Runs one command; `must` turns a non-zero exit into an error. After SIGINT/SIGTERM a
+    /// running command gets [`CANCEL_GRACE`] to end before it is abandoned.
     async fn command(
+        &self,
+        session: &T,
+        host: &str,
+        command: &Command,
+        must: bool,
+    ) -> Result<Output, String> {
+        tokio::select! {
+            result = self.command_to_end(session, host, command, must) => result,
+            () = async {
+                self.cancel.cancelled().await;
+                tokio::time::sleep(CANCEL_GRACE).await;
+            } => Err("cancelled".to_owned()),
+        }
+    }
+
+    /// Runs one command to its end, whatever signals arrive (the lock release, stopping the
+    /// new container).
+    async fn command_to_end(
         &self,
         session: &T,
         host: &str,

@@ -1,5 +1,6 @@
 //! The `dhow` binary: parses the command line, runs the command, maps errors to exit codes.
 
+mod actions;
 mod cli;
 mod commands;
 mod deploy;

@@ -205,3 +205,23 @@ impl ErbHost for LocalHost<'_> {
         self.dir.to_string_lossy().into_owned()
     }
 }
+
+/// The GitHub side of a run (`--output github` or `GITHUB_ACTIONS=true`): the Actions context
+/// from the environment and the event payload file (`GITHUB_EVENT_PATH`), the token and the
+/// action's options.
+pub fn actions(
+    env: &BTreeMap<String, String>,
+    destination: Option<&str>,
+) -> Result<crate::actions::Actions, Error> {
+    let payload = match dhow_github::context::event_path(env) {
+        Some(path) => read_optional(&path)?,
+        None => None,
+    };
+    crate::actions::Actions::from_env(env, payload.as_deref(), destination)
+        .map_err(|message| Error::Usage { message })
+}
+
+/// True when the process runs inside GitHub Actions (`GITHUB_ACTIONS=true`).
+pub fn in_actions(env: &BTreeMap<String, String>) -> bool {
+    dhow_github::context::in_actions(env)
+}

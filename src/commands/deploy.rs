@@ -12,13 +12,17 @@ use dhow_core::docker::lock::LockDetails;
 use dhow_core::event::Event;
 use dhow_core::plan::{self, DeployInput, Plan};
 
+use dhow_core::docker::audit;
+use dhow_remote::{RemoteCommand, Transport as _};
+
 use super::server::{Run, cancel_on_signals, runtime};
+use crate::actions::{self, CiRun, Ending, LockVerdict};
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
-use crate::deploy::{DeployError, Executor};
+use crate::deploy::{CiHooks, DeployError, Executor, HookFuture, LockHeld};
 use crate::error::Error;
-use crate::facts;
 use crate::printer::Printer;
 use crate::reporter::{self, Format, Reporter};
+use crate::{facts, settings};
 
 /// Everything the plan borrows, resolved.
 struct Resolved {
@@ -29,7 +33,7 @@ struct Resolved {
     nonce: String,
 }
 
-fn resolve(run: &Run) -> Result<Resolved, Error> {
+fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> {
     let version = run.version.clone().ok_or_else(|| Error::NoVersion {
         dir: std::path::PathBuf::from("."),
     })?;
@@ -78,7 +82,7 @@ fn resolve(run: &Run) -> Result<Resolved, Error> {
         locked_by: facts::locked_by(std::path::Path::new(".")),
         recorded_at: run.tags.recorded_at.clone(),
         version: version.clone(),
-        message: "Automatic deploy lock".to_owned(),
+        message: lock_message.to_owned(),
     };
     Ok(Resolved {
         version,
@@ -106,25 +110,33 @@ fn build(run: &Run, resolved: &Resolved) -> Plan {
     })
 }
 
-fn prepare(global: &GlobalArgs, printer: Printer) -> Result<(Run, Resolved), Error> {
+fn prepare(
+    global: &GlobalArgs,
+    printer: Printer,
+    lock_message: &str,
+) -> Result<(Run, Resolved), Error> {
     let run = Run::prepare(global, printer, "deploy", None, true)?;
     if run.config.registry.is_local() {
         return Err(Error::Failed {
             message: "a local registry (localhost:PORT) needs port forwarding to the hosts, which dhow deploy does not do yet; use a registry the hosts can reach".to_owned(),
         });
     }
-    let resolved = resolve(&run)?;
+    let resolved = resolve(&run, lock_message)?;
     Ok((run, resolved))
 }
 
 /// `dhow plan`: the redacted plan, nothing contacted.
 pub fn show_plan(global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
-    let (run, resolved) = prepare(global, printer)?;
+    let (run, resolved) = prepare(global, printer, "Automatic deploy lock")?;
     printer.data(plan::render(&build(&run, &resolved)).trim_end());
     Ok(())
 }
 
 /// `dhow deploy`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the deploy's orchestration (reporter, ledger, hosts, executor) reads top to bottom"
+)]
 pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
     if args.dry_run {
         return show_plan(global, printer);
@@ -134,20 +146,94 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
             message: "dhow deploy builds nothing yet: push the image first and deploy it with --skip-push (-P)".to_owned(),
         });
     }
-    let (run, resolved) = prepare(global, printer)?;
-    let plan = build(&run, &resolved);
+    let env = settings::environment();
     let format = match args.output {
-        OutputFormat::Text => Format::Text,
-        OutputFormat::Json => Format::Json,
+        Some(OutputFormat::Json) => Format::Json,
+        Some(OutputFormat::Github) => Format::Github,
+        None if settings::in_actions(&env) => Format::Github,
+        Some(OutputFormat::Text) | None => Format::Text,
     };
-    let reporter: Mutex<Box<dyn Reporter>> = Mutex::new(reporter::for_format(format, printer));
-    let emit = |event: Event| {
-        if let Ok(mut reporter) = reporter.lock() {
-            reporter.report(&event);
+    let ci = if format == Format::Github {
+        Some(CiRun::start(
+            settings::actions(&env, global.destination.as_deref())?,
+            printer,
+            &env,
+        ))
+    } else {
+        None
+    };
+    let mut global = global.clone();
+    if let Some(ci) = &ci
+        && global.app_version.is_none()
+        && env.get("VERSION").is_none_or(String::is_empty)
+    {
+        // In Actions the version defaults to the PR head (pull_request) or GITHUB_SHA.
+        global.app_version = ci.actions.default_version();
+    }
+    let lock_message = ci.as_ref().map_or_else(
+        || "Automatic deploy lock".to_owned(),
+        |ci| ci.actions.lock_message(),
+    );
+    let (run, resolved) = match prepare(&global, printer, &lock_message) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            if let Some(ci) = &ci {
+                ci.fail_early(&error);
+            }
+            return Err(error);
         }
     };
-    run.pre_connect()?;
-    let pool = run.pool()?;
+    let plan = build(&run, &resolved);
+    let config_hash = actions::config_hash(&dhow_core::config::to_yaml(
+        &run.config.kamal_config_view("-"),
+    ));
+    if let Some(ci) = &ci {
+        // Every secret value is masked before the deploy prints anything.
+        ci.mask(resolved.secrets.values().map(|s| s.expose().clone()));
+        if let Some((_, password)) = &resolved.registry {
+            ci.mask([password.expose().clone()]);
+        }
+        if let Some(secrets) = &run.secrets {
+            ci.mask(secrets.iter().map(|(_, value)| value.expose().clone()));
+        }
+        let roles = plan
+            .hosts
+            .iter()
+            .map(|host| {
+                let roles = run
+                    .selection
+                    .roles_on(&run.config, host)
+                    .into_iter()
+                    .map(|role| role.name.clone())
+                    .collect();
+                (host.clone(), roles)
+            })
+            .collect();
+        ci.describe(
+            &run.config.service,
+            &resolved.version,
+            roles,
+            default_url(&run.config),
+        );
+    }
+    let reporter: Mutex<Box<dyn Reporter>> = Mutex::new(reporter::for_format(format, printer));
+    let emit = |event: Event| match &ci {
+        Some(ci) => ci.report(&event),
+        None => {
+            if let Ok(mut reporter) = reporter.lock() {
+                reporter.report(&event);
+            }
+        }
+    };
+    let pool = match run.pre_connect().and_then(|()| run.pool()) {
+        Ok(pool) => pool,
+        Err(error) => {
+            if let Some(ci) = &ci {
+                ci.fail_early(&error);
+            }
+            return Err(error);
+        }
+    };
     let started = Instant::now();
     emit(Event::RunStarted {
         command: "deploy".to_owned(),
@@ -165,8 +251,12 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
             .run(name, true, &[("hosts", &hosts)])
             .map_err(|error| error.render())
     };
+    let mut cancelled = false;
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
+        if let Some(ci) = &ci {
+            ci.open_ledger().await;
+        }
         let mut sessions = BTreeMap::new();
         let mut failures = Vec::new();
         for host in &plan.hosts {
@@ -177,13 +267,75 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
                 Err(error) => failures.push(format!("  {host}: {error}")),
             }
         }
+        let sessions = &sessions;
+        let waiting_since: Mutex<Option<Instant>> = Mutex::new(None);
+        let lock_held = |details: String| -> HookFuture<'_, LockHeld> {
+            let ci = ci.as_ref();
+            let run = &run;
+            let waiting_since = &waiting_since;
+            Box::pin(async move {
+                let Some(ci) = ci else {
+                    return LockHeld::GiveUp;
+                };
+                match ci.judge_lock(&details).await {
+                    LockVerdict::Stale { reason } => {
+                        let line = format!("Took over the deploy lock of a finished run: {reason}");
+                        LockHeld::TakeOver {
+                            audit: audit::record(&run.scope(), &run.tags, &line),
+                            reason,
+                        }
+                    }
+                    LockVerdict::Wait { reason } => {
+                        let since = waiting_since.lock().map_or_else(
+                            |_| Instant::now(),
+                            |mut since| *since.get_or_insert_with(Instant::now),
+                        );
+                        if since.elapsed() >= ci.lock_wait() {
+                            LockHeld::GiveUp
+                        } else {
+                            LockHeld::Wait {
+                                reason,
+                                retry_in: actions::LOCK_POLL,
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        let locked = || -> HookFuture<'_, ()> {
+            let ci = ci.as_ref();
+            let plan = &plan;
+            let run = &run;
+            let config_hash = &config_hash;
+            Box::pin(async move {
+                let Some(ci) = ci else { return };
+                let image = run.config.absolute_image(&plan.version);
+                let digest = match sessions.get(&plan.lock.primary) {
+                    Some(session) => session
+                        .capture(&RemoteCommand::from(&actions::repo_digests_command(&image)))
+                        .await
+                        .ok()
+                        .filter(|output| output.status.success())
+                        .and_then(|output| {
+                            actions::digest_for(&output.stdout_text(), &run.config.repository())
+                        }),
+                    None => None,
+                };
+                ci.start_deployment(digest, &plan.hosts, config_hash).await;
+            })
+        };
+        let ci_hooks = CiHooks {
+            lock_held: &lock_held,
+            locked: &locked,
+        };
         let result = if failures.is_empty() {
             let executor = Executor {
-                sessions: &sessions,
+                sessions,
                 emit: &emit,
                 cancel: &cancel,
                 after_lock: Some(&pre_deploy),
                 hook: Some(&app_boot_hook),
+                ci: ci.as_ref().map(|_| &ci_hooks),
             };
             executor.run(&plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {
@@ -206,22 +358,50 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
                 ),
             })
         };
+        cancelled = cancel.is_cancelled();
+        let elapsed = started.elapsed();
+        emit(Event::RunFinished {
+            succeeded: result.is_ok(),
+            elapsed,
+            timings: result.as_ref().map(Clone::clone).unwrap_or_default(),
+        });
+        if let Some(ci) = &ci {
+            let ending = match &result {
+                Ok(_) => Ending::Success,
+                Err(_) if cancelled => Ending::Error,
+                Err(Error::LockHeld) => Ending::Error,
+                Err(_) => Ending::Failure,
+            };
+            let message = result.as_ref().err().map(|error| {
+                if cancelled {
+                    "Cancelled (SIGINT/SIGTERM): the deploy stopped and the lock was released"
+                        .to_owned()
+                } else {
+                    error.render()
+                }
+            });
+            ci.finish(ending, message.as_deref(), &plan.hosts, &config_hash)
+                .await;
+        }
         pool.close().await;
         result
     });
     run.report_learned(&pool);
-    let succeeded = result.is_ok();
-    let timings = result.as_ref().map(Clone::clone).unwrap_or_default();
     let elapsed = started.elapsed();
-    emit(Event::RunFinished {
-        succeeded,
-        elapsed,
-        timings,
-    });
     result?;
     run.hooks().run(
         "post-deploy",
         false,
         &[("runtime", &elapsed.as_secs().to_string())],
     )
+}
+
+/// The URL the app answers on: the first proxy host (https when the proxy terminates TLS).
+fn default_url(config: &dhow_core::config::Config) -> Option<String> {
+    config.roles.iter().find_map(|role| {
+        let proxy = role.proxy.as_ref()?;
+        let host = proxy.hosts().into_iter().next()?;
+        let scheme = if proxy.ssl_enabled() { "https" } else { "http" };
+        Some(format!("{scheme}://{host}"))
+    })
 }

@@ -246,6 +246,7 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
             cancel: &cancel,
             after_lock: None,
             hook: Some(&hook),
+            ci: None,
         }
         .run(plan),
     );

@@ -1,8 +1,9 @@
 //! Reporters turn run events into output: lines for a terminal, JSON lines, or GitHub Actions
 //! log groups and annotations. They decide what text to show; the printer writes it.
 
+pub mod github;
 mod json;
-mod terminal;
+pub mod terminal;
 
 use dhow_core::event::Event;
 
@@ -21,12 +22,14 @@ pub trait Reporter: Send {
 pub enum Format {
     Text,
     Json,
+    /// GitHub Actions (rendered by [`github::GitHubReporter`], which the deploy owns).
+    Github,
 }
 
 /// The reporter for a format.
 pub fn for_format(format: Format, printer: Printer) -> Box<dyn Reporter> {
     match format {
-        Format::Text => Box::new(TerminalReporter::new(printer)),
+        Format::Text | Format::Github => Box::new(TerminalReporter::new(printer)),
         Format::Json => Box::new(JsonReporter::new(printer)),
     }
 }

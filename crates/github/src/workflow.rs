@@ -146,6 +146,16 @@ impl<W: Write> WorkflowLog<W> {
         Ok(log)
     }
 
+    /// A log with no masks yet: register every secret with [`WorkflowLog::add_mask`] before
+    /// writing anything else.
+    pub fn unmasked(out: W) -> Self {
+        Self {
+            out,
+            masks: Vec::new(),
+            group_open: false,
+        }
+    }
+
     /// Registers one more secret value (for values derived later, e.g. a minted token).
     pub fn add_mask(&mut self, secret: &str) -> io::Result<()> {
         for value in mask_values(secret) {

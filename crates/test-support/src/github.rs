@@ -24,9 +24,25 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
+/// The shared reference folder (`shared/`) beside the checkout: the nearest ancestor of the
+/// repository that holds it (the main checkout and worktrees alike).
+pub fn shared_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("shared"))
+        .find(|dir| dir.join("github-api/openapi-subset.json").is_file())
+        .unwrap_or_else(|| manifest.join("../../../shared"))
+}
+
 /// Where the API description lives (the shared reference folder next to the repository).
 pub fn openapi_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/github-api/openapi-subset.json")
+    shared_dir().join("github-api/openapi-subset.json")
+}
+
+/// The webhook payloads of shared/github-events.
+pub fn event_file(name: &str) -> PathBuf {
+    shared_dir().join("github-events").join(name)
 }
 
 // ---------------------------------------------------------------------------------------------
