@@ -8,6 +8,7 @@ use super::model::{
     Accessory, Boot, BootLimit, Builder, BuilderCache, Config, Env, HooksOutput, Host, Logging,
     PathMount, Proxy, Registry, Role, Ssh, SshConfigFiles, SshProxy, Sshkit, string_pairs, strings,
 };
+use super::preview;
 use super::schema::{example, example_at};
 use super::validate;
 use super::yaml::{self, Node, Value};
@@ -137,6 +138,49 @@ pub fn destination_file_name(config_file: &str, destination: &str) -> String {
 
 /// Loads, merges, validates and types a configuration, collecting every error.
 pub fn load(input: &LoadInput<'_>) -> Result<Config, ConfigErrors> {
+    load_with(input, &mut Ok)
+}
+
+/// Loads the configuration of pull-request preview `pr`: the merged tree is turned into the
+/// preview's by [`preview::derive`] (from the `x-dhow-preview` block) before it is validated
+/// and typed, so every rule checks what will really run.
+pub fn load_preview(
+    input: &LoadInput<'_>,
+    pr: u64,
+) -> Result<(Config, preview::PreviewSettings), ConfigErrors> {
+    let mut found = None;
+    let config = load_with(input, &mut |raw: Node| {
+        let Some(settings) = preview::settings(&raw)? else {
+            return Err(vec![
+                ConfigError::new(
+                    ErrorKind::Missing,
+                    preview::KEY,
+                    "is not set: previews need an x-dhow-preview block in the configuration",
+                )
+                .hint("add `x-dhow-preview:` with `domain:` (see `dhow docs preview`)"),
+            ]);
+        };
+        let derived = preview::derive(&raw, &settings, pr)?;
+        found = Some(settings);
+        Ok(derived)
+    })?;
+    match found {
+        Some(settings) => Ok((config, settings)),
+        None => Err(ConfigErrors {
+            errors: vec![ConfigError::new(
+                ErrorKind::Missing,
+                preview::KEY,
+                "was not read: the configuration could not be loaded",
+            )],
+            sources: Vec::new(),
+        }),
+    }
+}
+
+fn load_with(
+    input: &LoadInput<'_>,
+    transform: &mut dyn FnMut(Node) -> Result<Node, Vec<ConfigError>>,
+) -> Result<Config, ConfigErrors> {
     let mut sources: Vec<(String, String)> = Vec::new();
     let mut errors: Vec<ConfigError> = Vec::new();
     let mut env = input.env.clone();
@@ -181,6 +225,10 @@ pub fn load(input: &LoadInput<'_>) -> Result<Config, ConfigErrors> {
     }
     let Some(raw) = merged else {
         return Err(ConfigErrors { errors, sources });
+    };
+    let raw = match transform(raw) {
+        Ok(raw) => raw,
+        Err(errors) => return Err(ConfigErrors { errors, sources }),
     };
     let config = build(raw, input, &mut errors);
     // A role's proxy is validated again after the merge with the root one (as in Kamal); keep

@@ -7,6 +7,7 @@
 pub mod error;
 pub mod load;
 pub mod model;
+pub mod preview;
 mod rules;
 pub mod schema;
 pub mod template;
@@ -17,7 +18,7 @@ pub mod yaml;
 pub use error::{ConfigError, ConfigErrors, ErrorKind, render_error};
 pub use load::{
     LoadInput, NoTemplates, Rendered, SourceFile, TemplateFailure, TemplateRenderer,
-    destination_file_name, load,
+    destination_file_name, load, load_preview,
 };
 pub use model::{
     Accessory, Boot, BootLimit, Builder, BuilderCache, Config, Credential, Env, HooksOutput, Host,
