@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use dhow_core::Secret;
 use dhow_core::cmd::Command;
+use dhow_core::plan::{Action, Stage};
 use dhow_github::context::{ActionsContext, Event as GitHubEvent, RollbackHint};
-use dhow_github::deployments::{DeploymentState, NewDeployment, NewStatus, ReleaseRecord};
+use dhow_github::deployments::{
+    DeploymentFilter, DeploymentState, LEDGER_SCAN_LIMIT, NewDeployment, NewStatus, ReleaseRecord,
+};
 use dhow_github::workflow::{EnvFile, Summary, md_code_block, md_escape, md_link};
 use dhow_github::{ApiError, GitHub};
 
@@ -382,13 +385,19 @@ impl Ledger {
     /// Starts the ledger entry of this run: adopts the deployment that triggered the run or that
     /// Actions made for the job's `environment:` (open, at this SHA, not made by dhow), else
     /// creates one with `record` as payload; posts `queued` (when created) and `in_progress`.
-    pub async fn start(&self, record: &ReleaseRecord, task: &str) -> Result<u64, ApiError> {
+    pub async fn start(
+        &self,
+        record: &ReleaseRecord,
+        task: &str,
+        sha: Option<&str>,
+    ) -> Result<u64, ApiError> {
         if let Some((id, _)) = self.deployment() {
             return Ok(id);
         }
-        let sha = self.context.deploy_sha().to_owned();
+        let sha = sha.unwrap_or_else(|| self.context.deploy_sha()).to_owned();
         let adopted = match &self.context.event {
             GitHubEvent::Deployment(d) if d.environment == self.environment => Some(d.id),
+            _ if task != "deploy" => None,
             _ => self
                 .github
                 .find_open_deployment(&self.environment, &sha)
@@ -449,6 +458,92 @@ impl Ledger {
         }
         Ok(Vec::new())
     }
+}
+
+/// What `dhow rollback` without a version goes back to: the newest successful deployment of the
+/// environment older than the live one (the newest success) with another version or digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackTarget {
+    pub deployment_id: u64,
+    /// The commit that deployment recorded (the rollback's deployment uses it as `ref`).
+    pub sha: String,
+    pub record: ReleaseRecord,
+    /// What is live now, when the ledger knows.
+    pub current: Option<ReleaseRecord>,
+}
+
+/// Picks the rollback target from successful deployments, newest first.
+pub fn pick_rollback(successes: &[(u64, String, ReleaseRecord)]) -> Option<RollbackTarget> {
+    let (_, _, current) = successes.first()?;
+    let same = |r: &ReleaseRecord| {
+        r.version == current.version
+            && (r.digest == current.digest || r.digest.is_none() || current.digest.is_none())
+    };
+    successes
+        .iter()
+        .skip(1)
+        .find(|(_, _, record)| !same(record))
+        .map(|(id, sha, record)| RollbackTarget {
+            deployment_id: *id,
+            sha: sha.clone(),
+            record: record.clone(),
+            current: Some(current.clone()),
+        })
+}
+
+/// Reads the ledger of `environment` for [`pick_rollback`]: up to [`LEDGER_SCAN_LIMIT`]
+/// deployments, newest first, that reached `success`.
+pub async fn rollback_target(
+    github: &GitHub,
+    environment: &str,
+) -> Result<Option<RollbackTarget>, ApiError> {
+    let deployments = github
+        .list_deployments(&DeploymentFilter::environment(environment))
+        .await?;
+    let mut successes = Vec::new();
+    for deployment in deployments.into_iter().take(LEDGER_SCAN_LIMIT) {
+        let statuses = github.list_deployment_statuses(deployment.id).await?;
+        let Some(success) = statuses
+            .iter()
+            .find(|s| s.state() == Some(DeploymentState::Success))
+        else {
+            continue;
+        };
+        let record = deployment
+            .record()
+            .or_else(|| record_from_description(success.description.as_deref()))
+            .unwrap_or_else(|| ReleaseRecord::new(deployment.sha.clone()));
+        successes.push((deployment.id, deployment.sha.clone(), record));
+        if let Some(target) = pick_rollback(&successes) {
+            return Ok(Some(target));
+        }
+    }
+    Ok(None)
+}
+
+/// Makes a deploy plan run the image `repository@digest` as `image` (`repository:version`):
+/// its pull steps pull by digest and tag it, so the exact image runs even when the tag was
+/// moved or the image was pruned from the hosts. Returns how many hosts were changed.
+pub fn pin_to_digest(stages: &mut [Stage], repository: &str, digest: &str, image: &str) -> usize {
+    let pinned = format!("{repository}@{digest}");
+    let mut changed = 0;
+    for stage in stages {
+        for host in &mut stage.hosts {
+            for step in &mut host.steps {
+                if step.label == "pull" {
+                    step.action = Action::Run(Command::combine(
+                        [
+                            Command::from_words(["docker", "pull", pinned.as_str()]),
+                            Command::from_words(["docker", "tag", pinned.as_str(), image]),
+                        ],
+                        "&&",
+                    ));
+                    changed += 1;
+                }
+            }
+        }
+    }
+    changed
 }
 
 /// The success description dhow posts: `Deployed <version> (<digest>)`.
@@ -570,10 +665,14 @@ pub fn summary(
     redact: &dyn Fn(&str) -> String,
 ) -> Summary {
     let mut summary = Summary::new();
-    let verb = match ending {
-        Ending::Success => "Deployed",
-        Ending::Failure => "Deploy failed:",
-        Ending::Error => "Deploy stopped:",
+    let is_rollback = report.command == "rollback";
+    let verb = match (ending, is_rollback) {
+        (Ending::Success, false) => "Deployed",
+        (Ending::Success, true) => "Rolled back to",
+        (Ending::Failure, false) => "Deploy failed:",
+        (Ending::Failure, true) => "Rollback failed:",
+        (Ending::Error, false) => "Deploy stopped:",
+        (Ending::Error, true) => "Rollback stopped:",
     };
     let icon = match ending {
         Ending::Success => "✅",
@@ -753,6 +852,7 @@ pub struct CiRun {
     ledger: OnceLock<Ledger>,
     report: Mutex<Report>,
     takeovers: Mutex<Vec<String>>,
+    rollback: Option<RollbackTarget>,
 }
 
 impl CiRun {
@@ -780,7 +880,14 @@ impl CiRun {
             ledger: OnceLock::new(),
             report: Mutex::new(report),
             takeovers: Mutex::new(Vec::new()),
+            rollback: None,
         }
+    }
+
+    /// Makes this run a rollback to `target` (its deployment records the target's commit and the
+    /// task `deploy:rollback`).
+    pub fn roll_back_to(&mut self, target: RollbackTarget) {
+        self.rollback = Some(target);
     }
 
     fn with_reporter<R>(&self, f: impl FnOnce(&mut GitHubReporter) -> R) -> Option<R> {
@@ -822,7 +929,11 @@ impl CiRun {
     ) {
         self.with_report(|report| {
             service.clone_into(&mut report.service);
-            "deploy".clone_into(&mut report.command);
+            report.command = if self.rollback.is_some() {
+                "rollback".to_owned()
+            } else {
+                "deploy".to_owned()
+            };
             version.clone_into(&mut report.version);
             report.roles = roles;
             if report.environment_url.is_none() {
@@ -898,7 +1009,11 @@ impl CiRun {
             record.config_hash = Some(config_hash.to_owned());
             record
         };
-        match ledger.start(&record, "deploy").await {
+        let (task, sha) = match &self.rollback {
+            Some(target) => ("deploy:rollback", Some(target.sha.as_str())),
+            None => ("deploy", None),
+        };
+        match ledger.start(&record, task, sha).await {
             Ok(id) => self.with_report(|r| r.deployment_id = Some(id)),
             Err(error) => self.warn(&ledger_warning("create the deployment", &error)),
         }
@@ -1120,6 +1235,57 @@ mod tests {
         assert!(options.ledger);
         let env = BTreeMap::from([("DHOW_DEPLOYMENT".to_owned(), "maybe".to_owned())]);
         assert!(Options::from_env(&env, None).is_err());
+    }
+
+    fn record(version: &str, digest: &str) -> ReleaseRecord {
+        let mut record = ReleaseRecord::new(version);
+        record.digest = Some(digest.to_owned());
+        record
+    }
+
+    #[test]
+    fn rollback_goes_to_the_success_before_the_live_one() {
+        let successes = vec![
+            (3, "c".to_owned(), record("v3", "sha256:3")),
+            (2, "b".to_owned(), record("v3", "sha256:3")),
+            (1, "a".to_owned(), record("v2", "sha256:2")),
+        ];
+        let target = pick_rollback(&successes).expect("target");
+        assert_eq!(target.deployment_id, 1);
+        assert_eq!(target.sha, "a");
+        assert_eq!(target.record.version, "v2");
+        assert_eq!(target.current.map(|c| c.version).as_deref(), Some("v3"));
+        assert_eq!(pick_rollback(&successes[..2]), None);
+        assert_eq!(pick_rollback(&[]), None);
+    }
+
+    #[test]
+    fn pinned_pull_steps_pull_by_digest_and_tag() {
+        let mut stages = vec![dhow_core::plan::Stage {
+            label: "Pull app image".to_owned(),
+            phase: dhow_core::plan::Phase::Pull,
+            hosts: vec![dhow_core::plan::HostSteps {
+                host: "h1".to_owned(),
+                steps: vec![dhow_core::plan::Step {
+                    label: "pull".to_owned(),
+                    action: Action::Run(Command::from_words(["docker", "pull", "r/app:v1"])),
+                }],
+                roles: Vec::new(),
+            }],
+            pause_after: 0,
+            app_boot_hooks: false,
+        }];
+        assert_eq!(
+            pin_to_digest(&mut stages, "r/app", "sha256:abc", "r/app:v1"),
+            1
+        );
+        let Action::Run(command) = &stages[0].hosts[0].steps[0].action else {
+            panic!("not a run step");
+        };
+        assert_eq!(
+            dhow_core::cmd::for_exec(command),
+            "docker pull r/app@sha256:abc && docker tag r/app@sha256:abc r/app:v1"
+        );
     }
 
     #[test]

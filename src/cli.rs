@@ -129,6 +129,11 @@ pub enum Command {
     /// (primary role first), stop the old one, prune; under the deploy lock.
     Deploy(DeployArgs),
 
+    /// Roll back to the previous successful deployment of the environment recorded in GitHub
+    /// Deployments (in GitHub Actions, or given the repository and a token in the environment):
+    /// its image is pulled by the recorded digest and deployed again.
+    Rollback(RollbackArgs),
+
     /// Print the deploy plan: the hosts, the roles and the exact commands per host in order,
     /// secrets redacted. Nothing is contacted.
     Plan,
@@ -271,4 +276,12 @@ pub enum OutputFormat {
     Text,
     Json,
     Github,
+}
+
+/// Options of `dhow rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// Progress as text, JSON lines or GitHub Actions output.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputFormat>,
 }

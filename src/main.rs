@@ -66,6 +66,9 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Check => commands::check::run(&cli.global, printer),
         Command::Deploy(args) => commands::deploy::deploy(&args, &cli.global, printer),
         Command::Plan => commands::deploy::show_plan(&cli.global, printer),
+        Command::Rollback(args) => {
+            commands::deploy::rollback_from_ledger(args.output, &cli.global, printer)
+        }
     }
 }
 

@@ -6,8 +6,11 @@
 //! writes a summary with hosts, timings and the rollback link; a failing health check posts
 //! `failure` with the container's log tail in the summary and an `::error` line; SIGTERM in the
 //! middle of a deploy releases the lock and posts `error` within 7 seconds; a lock left by a run
-//! the API reports completed is taken over with an audit line. A canary secret and the token
-//! never appear unmasked in stdout, the summary, the outputs or any request body.
+//! the API reports completed is taken over with an audit line (a live one is not); `dhow
+//! rollback` without a version runs the previous success's digest again after its image was
+//! pruned from the hosts and its tag moved; the deployment Actions makes for an `environment:`
+//! job is adopted, not duplicated. A canary secret and the token never appear unmasked in
+//! stdout, the summary, the outputs or any request body.
 //!
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
 //! print a notice otherwise. The tests share the two hosts, so they take turns.
@@ -149,7 +152,7 @@ struct Job {
     dir: tempfile::TempDir,
     known_hosts: String,
     fake: FakeGitHub,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 /// What a dhow run left behind.
@@ -169,7 +172,7 @@ impl Job {
             dir: tempfile::tempdir().expect("tempdir"),
             known_hosts: json["ssh"]["known_hosts"].as_str().expect("kh").to_owned(),
             fake,
-            _runtime: runtime,
+            runtime,
         };
         job.configure(json, "", "");
         job
@@ -702,6 +705,175 @@ fn a_lock_left_by_a_completed_run_is_taken_over() {
     assert_eq!(
         output_value(&held.outputs, "status").as_deref(),
         Some("error")
+    );
+    clean_hosts();
+}
+
+/// The container's image digest (`sha256:…` of the registry) on host `index`.
+fn running_digest(index: usize, container: &str) -> String {
+    on_host(
+        index,
+        &format!(
+            "docker image inspect --format '{{{{json .RepoDigests}}}}' \
+             $(docker inspect --format '{{{{.Image}}}}' {container})"
+        ),
+    )
+}
+
+#[test]
+fn rollback_without_a_version_runs_the_previous_digest_again() {
+    let Some(json) = sandbox() else { return };
+    let _hosts = take_hosts();
+    build_image("v1");
+    build_image("v2");
+    clean_hosts();
+    let job = Job::new(&json);
+    ok(&job.deploy("v1", 1).output);
+    ok(&job.deploy("v2", 1).output);
+    let deployments = job.deployments();
+    let v1 = &deployments[1];
+    assert_eq!(v1["payload"]["version"], "v1");
+    let digest = v1["payload"]["digest"].as_str().expect("digest").to_owned();
+
+    // v1 is pruned from the hosts, and its tag in the registry now names v2's image: only a
+    // pull by digest brings the real v1 back.
+    for index in HOSTS {
+        on_host(
+            index,
+            &format!(
+                "docker ps -aq --filter label=service={SERVICE} --filter name=-v1 | xargs -r docker rm -f \
+                 >/dev/null; docker image inspect --format '{{{{.Id}}}}' \
+                 {registry}/{SERVICE}:v1 | xargs -r docker image rm -f >/dev/null",
+                registry = json["registry"]["from_hosts"].as_str().expect("registry")
+            ),
+        );
+        let images = on_host(
+            index,
+            &format!("docker image ls --digests --filter label=service={SERVICE}"),
+        );
+        assert!(
+            !images.contains(&digest),
+            "v1 is still on host {index}:\n{images}"
+        );
+    }
+    let registry = json["registry"]["from_hosts"].as_str().expect("registry");
+    for args in [
+        vec![
+            "tag".to_owned(),
+            format!("{registry}/{SERVICE}:v2"),
+            format!("{registry}/{SERVICE}:v1"),
+        ],
+        vec!["push".to_owned(), format!("{registry}/{SERVICE}:v1")],
+    ] {
+        let output = Command::new("docker").args(&args).output().expect("docker");
+        ok(&output);
+    }
+
+    let rolled = {
+        let output = job
+            .dhow("", 1, &["rollback"])
+            .output()
+            .expect("dhow rollback");
+        job.collect(output)
+    };
+    ok(&rolled.output);
+    for index in HOSTS {
+        let container = format!("{SERVICE}-workers-v1");
+        assert_eq!(running(index), container);
+        assert!(
+            running_digest(index, &container).contains(&digest),
+            "host {index} runs another image than {digest}"
+        );
+        let logs = on_host(index, &format!("docker logs {container} 2>&1"));
+        assert!(logs.contains("worker v1 started"), "{logs}");
+        assert_eq!(lock_state(index), "free");
+    }
+    let deployments = job.deployments();
+    assert_eq!(deployments.len(), 3);
+    let rollback = &deployments[0];
+    assert_eq!(rollback["task"], "deploy:rollback");
+    assert_eq!(rollback["payload"]["version"], "v1");
+    assert_eq!(rollback["payload"]["digest"], digest.as_str());
+    assert_eq!(rollback["sha"], v1["sha"]);
+    let id = rollback["id"].as_u64().expect("id");
+    assert_eq!(
+        job.fake.status_states(id),
+        ["queued", "in_progress", "success"]
+    );
+    assert_eq!(
+        output_value(&rolled.outputs, "version").as_deref(),
+        Some("v1")
+    );
+    assert_eq!(
+        output_value(&rolled.outputs, "digest").as_deref(),
+        Some(digest.as_str())
+    );
+    assert!(
+        rolled.summary.contains("Rolled back to"),
+        "{}",
+        rolled.summary
+    );
+    // The registry's v1 tag is restored for the other tests.
+    build_image("v1");
+    clean_hosts();
+}
+
+#[test]
+fn the_deployment_of_an_environment_job_is_adopted() {
+    let Some(json) = sandbox() else { return };
+    let _hosts = take_hosts();
+    build_image("v1");
+    clean_hosts();
+    let job = Job::new(&json);
+    // What Actions does for a job with `environment: production`: a deployment of the commit,
+    // without dhow's payload, already in progress.
+    let seeded = job.runtime.block_on(async {
+        let github = dhow_github::GitHub::new(
+            &job.fake.api_url(),
+            dhow_core::Secret::new(TOKEN.to_owned()),
+            dhow_github::Repository::parse(&format!("{OWNER}/{REPO}")).expect("repo"),
+        )
+        .expect("client");
+        let deployment = github
+            .create_deployment(&dhow_github::deployments::NewDeployment::new(
+                PUSH_SHA,
+                "production",
+            ))
+            .await
+            .expect("create");
+        github
+            .create_deployment_status(
+                deployment.id,
+                &dhow_github::deployments::NewStatus::new(
+                    dhow_github::deployments::DeploymentState::InProgress,
+                ),
+            )
+            .await
+            .expect("status");
+        deployment.id
+    });
+    let ran = job.deploy("v1", 1);
+    ok(&ran.output);
+    let deployments = job.deployments();
+    assert_eq!(
+        deployments.len(),
+        1,
+        "no second deployment: {deployments:#?}"
+    );
+    assert_eq!(
+        job.fake.status_states(seeded),
+        ["in_progress", "in_progress", "success"]
+    );
+    assert_eq!(
+        output_value(&ran.outputs, "deployment-id"),
+        Some(seeded.to_string())
+    );
+    let last = job.fake.statuses(seeded).pop().expect("status");
+    assert!(
+        last["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("Deployed v1 (sha256:")),
+        "{last}"
     );
     clean_hosts();
 }

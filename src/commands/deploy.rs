@@ -16,7 +16,7 @@ use dhow_core::docker::audit;
 use dhow_remote::{RemoteCommand, Transport as _};
 
 use super::server::{Run, cancel_on_signals, runtime};
-use crate::actions::{self, CiRun, Ending, LockVerdict};
+use crate::actions::{self, CiRun, Ending, LockVerdict, RollbackTarget};
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
 use crate::deploy::{CiHooks, DeployError, Executor, HookFuture, LockHeld};
 use crate::error::Error;
@@ -133,11 +133,63 @@ pub fn show_plan(global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
 }
 
 /// `dhow deploy`.
+pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
+    run_deploy(args, global, printer, None)
+}
+
+/// `dhow rollback` without a version: the previous successful deployment of the environment in
+/// GitHub Deployments (the newest success older than the live one, with another version or
+/// digest) is deployed again, its image pulled by digest so exactly that image runs, even after
+/// it was pruned from the hosts or its tag was moved.
+pub fn rollback_from_ledger(
+    output: Option<OutputFormat>,
+    global: &GlobalArgs,
+    printer: Printer,
+) -> Result<(), Error> {
+    let env = settings::environment();
+    let actions = settings::actions(&env, global.destination.as_deref())?;
+    let (Some(context), Some(token)) = (&actions.context, &actions.token) else {
+        return Err(Error::Usage {
+            message: "dhow rollback without a version reads the previous successful deployment from GitHub Deployments: it needs GITHUB_REPOSITORY and a token (DHOW_GITHUB_TOKEN or GITHUB_TOKEN); otherwise name the version".to_owned(),
+        });
+    };
+    let environment = actions.options.environment.clone();
+    // octocrab needs the runtime when it is built.
+    let target = runtime()?.block_on(async {
+        let github =
+            dhow_github::GitHub::new(&context.api_url, token.clone(), context.repository.clone())
+                .map_err(|error| error.to_string())?;
+        actions::rollback_target(&github, &environment)
+            .await
+            .map_err(|error| error.to_string())
+    });
+    let target = target
+        .map_err(|message| Error::Failed {
+            message: format!("could not read GitHub Deployments of {environment}: {message}"),
+        })?
+        .ok_or_else(|| Error::Failed {
+            message: format!(
+                "GitHub Deployments has no successful deployment of {environment} older than the live one to roll back to"
+            ),
+        })?;
+    let args = DeployArgs {
+        skip_push: true,
+        dry_run: false,
+        output,
+    };
+    run_deploy(&args, global, printer, Some(&target))
+}
+
 #[expect(
     clippy::too_many_lines,
     reason = "the deploy's orchestration (reporter, ledger, hosts, executor) reads top to bottom"
 )]
-pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
+fn run_deploy(
+    args: &DeployArgs,
+    global: &GlobalArgs,
+    printer: Printer,
+    rollback: Option<&RollbackTarget>,
+) -> Result<(), Error> {
     if args.dry_run {
         return show_plan(global, printer);
     }
@@ -153,7 +205,7 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
         None if settings::in_actions(&env) => Format::Github,
         Some(OutputFormat::Text) | None => Format::Text,
     };
-    let ci = if format == Format::Github {
+    let mut ci = if format == Format::Github {
         Some(CiRun::start(
             settings::actions(&env, global.destination.as_deref())?,
             printer,
@@ -163,6 +215,12 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
         None
     };
     let mut global = global.clone();
+    if let Some(target) = rollback {
+        global.app_version = Some(target.record.version.clone());
+        if let Some(ci) = &mut ci {
+            ci.roll_back_to(target.clone());
+        }
+    }
     if let Some(ci) = &ci
         && global.app_version.is_none()
         && env.get("VERSION").is_none_or(String::is_empty)
@@ -183,7 +241,30 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
             return Err(error);
         }
     };
-    let plan = build(&run, &resolved);
+    let mut plan = build(&run, &resolved);
+    if let Some(target) = rollback {
+        let image = run.config.absolute_image(&resolved.version);
+        let note = match &target.record.digest {
+            Some(digest)
+                if actions::pin_to_digest(
+                    &mut plan.before_lock,
+                    &run.config.repository(),
+                    digest,
+                    &image,
+                ) > 0 =>
+            {
+                format!(
+                    "Rolling back to {} ({digest}), deployment {} of {}",
+                    resolved.version, target.deployment_id, target.sha
+                )
+            }
+            _ => format!(
+                "Rolling back to {} (no digest recorded: pulling the tag), deployment {}",
+                resolved.version, target.deployment_id
+            ),
+        };
+        printer.info(&note);
+    }
     let config_hash = actions::config_hash(&dhow_core::config::to_yaml(
         &run.config.kamal_config_view("-"),
     ));
