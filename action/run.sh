@@ -17,7 +17,8 @@
 #   INPUT_GITHUB_TOKEN       GITHUB_TOKEN
 #   INPUT_ENVIRONMENT        DHOW_ENVIRONMENT
 #   INPUT_ENVIRONMENT_URL    DHOW_ENVIRONMENT_URL
-#   INPUT_LOCK_WAIT          DHOW_LOCK_WAIT
+#   INPUT_LOCK_WAIT          DHOW_LOCK_WAIT, in seconds (the input also takes 90s, 10m, 1h)
+#   INPUT_JOB_CHECK_RUN_ID   DHOW_JOB_CHECK_RUN_ID (the job's check run id, for the job page link)
 #   INPUT_WORKING_DIRECTORY  the directory dhow runs in
 set -euo pipefail
 
@@ -76,7 +77,22 @@ fi
 [[ -z ${INPUT_GITHUB_TOKEN:-} ]] || export GITHUB_TOKEN=$INPUT_GITHUB_TOKEN
 [[ -z ${INPUT_ENVIRONMENT:-} ]] || export DHOW_ENVIRONMENT=$INPUT_ENVIRONMENT
 [[ -z ${INPUT_ENVIRONMENT_URL:-} ]] || export DHOW_ENVIRONMENT_URL=$INPUT_ENVIRONMENT_URL
-[[ -z ${INPUT_LOCK_WAIT:-} ]] || export DHOW_LOCK_WAIT=$INPUT_LOCK_WAIT
+# lock-wait: seconds, or a number with s, m or h; dhow reads seconds.
+lock_wait=${INPUT_LOCK_WAIT:-}
+lock_wait=${lock_wait//[[:space:]]/}
+if [[ -n $lock_wait ]]; then
+  case $lock_wait in
+    *[0-9]) seconds=$lock_wait ;;
+    *s) seconds=${lock_wait%s} ;;
+    *m) seconds=${lock_wait%m}; [[ $seconds =~ ^[0-9]+$ ]] && seconds=$((10#$seconds * 60)) ;;
+    *h) seconds=${lock_wait%h}; [[ $seconds =~ ^[0-9]+$ ]] && seconds=$((10#$seconds * 3600)) ;;
+    *) seconds='' ;;
+  esac
+  [[ $seconds =~ ^[0-9]+$ ]] ||
+    fail "lock-wait must be a number of seconds, or a number with s, m or h (e.g. 600, 10m), got '$INPUT_LOCK_WAIT'"
+  export DHOW_LOCK_WAIT=$((10#$seconds))
+fi
+[[ -z ${INPUT_JOB_CHECK_RUN_ID:-} ]] || export DHOW_JOB_CHECK_RUN_ID=$INPUT_JOB_CHECK_RUN_ID
 
 if [[ -n ${INPUT_WORKING_DIRECTORY:-} ]]; then
   cd "$INPUT_WORKING_DIRECTORY" || fail "working-directory '$INPUT_WORKING_DIRECTORY' does not exist"

@@ -21,6 +21,7 @@ use dhow_core::config::yaml::{self, Node};
 
 const TOKEN: &str = "ghs_tokencanary0123456789abcdef";
 const VERSION: &str = "v9.9.9";
+const CHECK_RUN_ID: &str = "31415926535";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -398,6 +399,8 @@ fn evaluate(
         let expression = after[..end].trim();
         let value = if expression == "github.token" {
             TOKEN.to_owned()
+        } else if expression == "job.check_run_id" {
+            CHECK_RUN_ID.to_owned()
         } else if let Some(name) = expression.strip_prefix("inputs.") {
             inputs
                 .get(name)
@@ -629,7 +632,7 @@ report=$REPORT_FILE
   echo "cwd=$PWD"
   for arg in "$@"; do printf 'arg=%s\n' "$arg"; done
   for name in DHOW_SSH_PRIVATE_KEY GITHUB_TOKEN DHOW_KNOWN_HOSTS DHOW_SSH_FINGERPRINTS \
-      DHOW_ENVIRONMENT DHOW_ENVIRONMENT_URL DHOW_LOCK_WAIT INPUT_SSH_PRIVATE_KEY INPUT_GITHUB_TOKEN DHOW_BIN; do
+      DHOW_ENVIRONMENT DHOW_ENVIRONMENT_URL DHOW_LOCK_WAIT DHOW_JOB_CHECK_RUN_ID INPUT_SSH_PRIVATE_KEY INPUT_GITHUB_TOKEN DHOW_BIN; do
     if [[ -v $name ]]; then printf 'env %s=%s\n' "$name" "${!name//$'\n'/\\n}"; fi
   done
   if [[ -n ${DHOW_KNOWN_HOSTS:-} ]]; then
@@ -778,7 +781,8 @@ fn inputs_reach_dhow_as_flags_and_environment_and_outputs_come_back() {
     );
     assert_eq!(env["DHOW_ENVIRONMENT"], "staging");
     assert_eq!(env["DHOW_ENVIRONMENT_URL"], "https://staging.example.com");
-    assert_eq!(env["DHOW_LOCK_WAIT"], "5m");
+    assert_eq!(env["DHOW_LOCK_WAIT"], "300", "5m in seconds");
+    assert_eq!(env["DHOW_JOB_CHECK_RUN_ID"], CHECK_RUN_ID);
     for gone in ["INPUT_SSH_PRIVATE_KEY", "INPUT_GITHUB_TOKEN", "DHOW_BIN"] {
         assert!(!env.contains_key(gone), "{gone} was passed on to dhow");
     }
@@ -834,6 +838,48 @@ fn the_default_command_is_deploy_and_a_known_hosts_path_is_used_as_is() {
         report[1],
         format!("cwd={}", world.path("workspace").display())
     );
+}
+
+#[test]
+fn lock_wait_takes_seconds_or_a_unit_and_rejects_anything_else() {
+    let world = World::new();
+    let binary = world.stand_in("reporter", REPORTER);
+    world.pin(&format!("{}  {VERSION}/{}\n", sha256(&binary), asset()));
+    let server = serve_as_release(&binary);
+    let env = [
+        ("DHOW_RELEASE_BASE_URL", server.base_url()),
+        ("REPORT_FILE", world.path("report").display().to_string()),
+    ];
+    for (given, seconds) in [
+        ("90", "90"),
+        ("45s", "45"),
+        ("10m", "600"),
+        ("1h", "3600"),
+        ("0", "0"),
+    ] {
+        let result = world.run(&[("dhow-version", VERSION), ("lock-wait", given)], &env);
+        assert!(result.succeeded(), "{}", result.log());
+        let expected = format!("env DHOW_LOCK_WAIT={seconds}");
+        assert!(
+            report(&world).contains(&expected),
+            "lock-wait {given}: {:#?}",
+            report(&world)
+        );
+    }
+    std::fs::remove_file(world.path("report")).expect("report");
+    let result = world.run(
+        &[("dhow-version", VERSION), ("lock-wait", "ten minutes")],
+        &env,
+    );
+    assert!(!result.succeeded());
+    assert!(
+        result.step("run").expect("run").stdout.contains(
+            "::error title=dhow action::lock-wait must be a number of seconds, or a number with s, m or h (e.g. 600, 10m), got 'ten minutes'"
+        ),
+        "{}",
+        result.log()
+    );
+    assert!(!world.path("report").exists(), "dhow ran");
 }
 
 /// A stand-in `cargo` that records its invocation and "builds" the reporter.
