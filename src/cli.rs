@@ -56,6 +56,11 @@ pub struct GlobalArgs {
     #[arg(short = 'p', long, global = true)]
     pub primary: bool,
 
+    /// Act on the preview of this pull request: the configuration's `x-dhow-preview` block turns
+    /// the service into `<service>-pr-<N>` (see docs/previews.md); every command works on it.
+    #[arg(long, global = true, value_name = "PR", env = "DHOW_PREVIEW_PR")]
+    pub preview: Option<u64>,
+
     /// The app version to act on (not dhow's own version: that is `dhow version`).
     #[arg(long = "version", global = true, value_name = "VERSION")]
     pub app_version: Option<String>,

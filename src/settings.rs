@@ -94,7 +94,24 @@ pub fn load_config(
         local_arch: Some(local_arch()),
         renderer: &renderer,
     };
-    let config = config::load(&input).map_err(|errors| Error::Config(Box::new(errors)))?;
+    let config = match global.preview {
+        None => config::load(&input).map_err(|errors| Error::Config(Box::new(errors)))?,
+        Some(pr) => {
+            let (config, _) = config::load_preview(&input, pr)
+                .map_err(|errors| Error::Config(Box::new(errors)))?;
+            // The guard before anything touches a host: every name carries pr-<N>.
+            let unmarked = config::preview::unmarked_names(&config, pr);
+            if !unmarked.is_empty() {
+                return Err(Error::Failed {
+                    message: format!(
+                        "preview {pr} would use names without pr-{pr}: {}",
+                        unmarked.join(", ")
+                    ),
+                });
+            }
+            config
+        }
+    };
     // Kamal refuses Traefik-era hook files (pre-/post-traefik-reboot) in the hooks directory.
     let hook_names: Vec<String> = std::fs::read_dir(dir.join(&config.hooks_path))
         .map(|entries| {
