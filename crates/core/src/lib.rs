@@ -13,6 +13,7 @@ pub mod docker;
 pub mod erb;
 pub mod event;
 pub mod plan;
+pub mod preview;
 pub mod secret;
 pub mod secrets;
 pub mod selection;
