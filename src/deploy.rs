@@ -393,6 +393,16 @@ impl<T: Transport> Executor<'_, T> {
         let session = self.session(&host.host)?.as_ref();
         let mut old_version = None;
         for step in &host.steps {
+            if let Action::SkipIfPresent { probe, message } = &step.action {
+                let output = self.command(session, &host.host, probe, true).await?;
+                if output.stdout_text().trim().is_empty() {
+                    continue;
+                }
+                (self.emit)(Event::Warning {
+                    message: message.clone(),
+                });
+                break;
+            }
             self.step(session, &host.host, step, &mut old_version, health)
                 .await?;
         }
@@ -485,6 +495,7 @@ impl<T: Transport> Executor<'_, T> {
         Ok(())
     }
 
+    #[expect(clippy::too_many_lines, reason = "one arm per plan action")]
     async fn step(
         &self,
         session: &T,
@@ -497,7 +508,10 @@ impl<T: Transport> Executor<'_, T> {
             return Err("cancelled".to_owned());
         }
         match &step.action {
-            Action::Run(command) => self.command(session, host, command, true).await.map(|_| ()),
+            // A probe met outside `host` (which skips the rest on a hit) only has to succeed.
+            Action::Run(command) | Action::SkipIfPresent { probe: command, .. } => {
+                self.command(session, host, command, true).await.map(|_| ())
+            }
             Action::Try(command) => self
                 .command(session, host, command, false)
                 .await
@@ -515,14 +529,17 @@ impl<T: Transport> Executor<'_, T> {
                 mode,
                 contents,
             } => {
-                (self.emit)(Event::CommandStarted {
-                    host: Some(host.to_owned()),
-                    command: format!("upload {path} (mode {mode:04o})"),
-                });
-                session
-                    .upload(contents.expose().as_bytes(), path, *mode)
+                self.upload(session, host, path, *mode, contents.expose().as_bytes())
                     .await
-                    .map_err(|error| error.to_string())
+            }
+            Action::UploadFile {
+                path,
+                mode,
+                contents,
+                ..
+            } => {
+                self.upload(session, host, path, *mode, contents.expose())
+                    .await
             }
             Action::RenameIfClashing {
                 probe,
@@ -589,6 +606,25 @@ impl<T: Transport> Executor<'_, T> {
                 stop,
             } => self.stop_stale(session, host, list, current, stop).await,
         }
+    }
+
+    /// Writes `contents` to `path` on the host with permission bits `mode`.
+    async fn upload(
+        &self,
+        session: &T,
+        host: &str,
+        path: &str,
+        mode: u32,
+        contents: &[u8],
+    ) -> Result<(), String> {
+        (self.emit)(Event::CommandStarted {
+            host: Some(host.to_owned()),
+            command: format!("upload {path} (mode {mode:04o})"),
+        });
+        session
+            .upload(contents, path, mode)
+            .await
+            .map_err(|error| error.to_string())
     }
 
     /// Kamal's `app stale_containers --stop`: every listed version but the running one.

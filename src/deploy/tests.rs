@@ -588,3 +588,109 @@ fn a_signal_during_the_boot_stops_the_deploy_and_releases_the_lock() {
             .any(|(_, c, _)| c.contains("docker image prune"))
     );
 }
+
+#[test]
+fn accessory_boot_skips_hosts_that_already_have_its_container() {
+    use dhow_core::plan::accessory::{self, AccessoryInput, Credentials, Operation};
+    let config = load(
+        "service: app
+image: ci/app
+registry: {server: 172.17.0.1:5000, username: ci, password: pw}
+builder: {arch: amd64}
+servers: [10.0.0.1, 10.0.0.2]
+accessories:
+  kv:
+    image: 172.17.0.1:5000/kv:1
+    roles: [web]
+    env:
+      secret: [KV_TOKEN]
+    files:
+      - config/kv.conf:/etc/kv.conf
+    directories:
+      - data:/data
+",
+    );
+    let selection = selection::select(&config, None, None, false).expect("selection");
+    let tags = Tags {
+        recorded_at: "2026-11-25T14:00:00Z".to_owned(),
+        performer: "ci".to_owned(),
+        destination: None,
+        version: None,
+        service_version: None,
+        service: "app".to_owned(),
+        details: Vec::new(),
+    };
+    let registry = Credentials {
+        username: "ci".to_owned(),
+        password: Secret::new(REGISTRY_CANARY.to_owned()),
+    };
+    let mut secrets = BTreeMap::new();
+    secrets.insert("KV_TOKEN".to_owned(), Secret::new(CANARY.to_owned()));
+    let mut files = BTreeMap::new();
+    files.insert("kv".to_owned(), vec![Secret::new(b"port 80\n".to_vec())]);
+    let input = AccessoryInput {
+        config: &config,
+        selection: &selection,
+        tags: &tags,
+        registry: Some(&registry),
+        accessory_registries: &BTreeMap::new(),
+        secrets: &secrets,
+        files: &files,
+        version: "v1",
+    };
+    let lock = LockDetails {
+        locked_by: "ci".to_owned(),
+        recorded_at: "2026-11-25T14:00:00Z".to_owned(),
+        version: "v1".to_owned(),
+        message: "Automatic deploy lock".to_owned(),
+    };
+    let kv = config.accessory("kv").expect("kv");
+    let plan = accessory::plan(&input, &lock, &[kv], Operation::Boot);
+    let outcome = execute(
+        &plan,
+        vec![Rule {
+            host: Some("10.0.0.2"),
+            pattern: "docker ps -a -q --filter label=service=app-kv",
+            status: 0,
+            stdout: "4f2a9c\n",
+            stderr: "",
+        }],
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let first = on(&outcome.log, "10.0.0.1");
+    let second = on(&outcome.log, "10.0.0.2");
+    // Directories and files go to every host; only the host without a container boots.
+    for commands in [&first, &second] {
+        position(commands, "mkdir -p $PWD/app-kv/data");
+        position(commands, "chmod 755 app-kv/etc/kv.conf");
+    }
+    assert!(position(&first, "docker ps -a -q") < position(&first, "docker run --name app-kv"));
+    assert!(!second.iter().any(|c| c.contains("docker run")));
+    assert!(outcome.events.iter().any(|event| matches!(
+        event,
+        Event::Warning { message } if message == "Skipping booting `kv` on 10.0.0.2, a container already exists"
+    )));
+    let mut uploads: Vec<(String, String, u32, bool)> = outcome
+        .log
+        .uploads
+        .iter()
+        .map(|(host, path, mode, contents)| {
+            (host.clone(), path.clone(), *mode, contents.contains(CANARY))
+        })
+        .collect();
+    uploads.sort();
+    let expected = [
+        ("10.0.0.1", ".kamal/apps/app/env/accessories/kv.env", true),
+        ("10.0.0.1", "app-kv/etc/kv.conf", false),
+        ("10.0.0.2", "app-kv/etc/kv.conf", false),
+    ]
+    .map(|(host, path, secret)| (host.to_owned(), path.to_owned(), 0o600, secret));
+    assert_eq!(uploads, expected);
+    assert!(
+        outcome
+            .log
+            .commands
+            .iter()
+            .all(|(_, text, _)| !text.contains(CANARY) && !text.contains(REGISTRY_CANARY))
+    );
+}

@@ -8,6 +8,7 @@
 //! ([`CONTAINER_ID`], [`OLD_VERSION`], [`STALE_VERSION`]) that the executor fills with
 //! [`substitute`]; the plan shows the placeholder.
 
+pub mod accessory;
 mod env_file;
 
 use std::collections::BTreeMap;
@@ -69,6 +70,16 @@ pub enum Action {
         mode: u32,
         contents: Secret<String>,
     },
+    /// Write a local file's bytes (`source` names it in plans) to `path` with bits `mode`.
+    UploadFile {
+        source: String,
+        path: String,
+        mode: u32,
+        contents: Secret<Vec<u8>>,
+    },
+    /// Run `probe`; when it prints anything, report `message` and skip the rest of this host's
+    /// steps in the stage (an accessory boot on a host that already has its container).
+    SkipIfPresent { probe: Command, message: String },
     /// When `probe` prints something, record `audit` and run `rename`.
     RenameIfClashing {
         probe: Command,
@@ -107,10 +118,11 @@ impl Action {
             | Action::CheckProxyVersion(command)
             | Action::StopOld(command)
             | Action::RunAllowing { command, .. }
+            | Action::SkipIfPresent { probe: command, .. }
             | Action::WaitHealthy {
                 status: command, ..
             } => vec![command],
-            Action::Upload { .. } => Vec::new(),
+            Action::Upload { .. } | Action::UploadFile { .. } => Vec::new(),
             Action::RenameIfClashing {
                 probe,
                 audit,
@@ -698,6 +710,18 @@ fn render_step(out: &mut String, step: &Step) {
     match &step.action {
         Action::Upload { path, mode, .. } => {
             let _ = writeln!(out, "    upload {path} (mode {mode:04o}, [REDACTED])");
+        }
+        Action::UploadFile {
+            source, path, mode, ..
+        } => {
+            let _ = writeln!(out, "    upload {source} to {path} (mode {mode:04o})");
+        }
+        Action::SkipIfPresent { probe, .. } => {
+            let _ = writeln!(
+                out,
+                "    {}  (a container already there: skip the rest on this host)",
+                for_log(probe)
+            );
         }
         Action::Try(command) => {
             let _ = writeln!(out, "    {}  (failure ignored)", for_log(command));
