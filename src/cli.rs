@@ -139,6 +139,10 @@ pub enum Command {
     /// its image is pulled by the recorded digest and deployed again.
     Rollback(RollbackArgs),
 
+    /// Manage accessories (databases, caches, search) on their hosts, as Kamal does.
+    #[command(subcommand)]
+    Accessory(AccessoryCommand),
+
     /// Print the deploy plan: the hosts, the roles and the exact commands per host in order,
     /// secrets redacted. Nothing is contacted.
     Plan,
@@ -289,4 +293,95 @@ pub struct RollbackArgs {
     /// Progress as text, JSON lines or GitHub Actions output.
     #[arg(long, value_enum)]
     pub output: Option<OutputFormat>,
+}
+
+/// An accessory by name, or `all`, and whether to only print the plan.
+#[derive(Debug, Clone, Args)]
+pub struct AccessoryArgs {
+    /// The accessory's name under `accessories`, or `all`.
+    pub name: String,
+    /// Print the plan (hosts and exact commands, secrets redacted) instead of running it.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+/// Options of `dhow accessory logs`.
+#[derive(Debug, Clone, Args)]
+pub struct AccessoryLogsArgs {
+    /// The accessory's name.
+    pub name: String,
+    /// Show logs since a timestamp (2013-01-02T13:23:37Z) or a duration (42m).
+    #[arg(short = 's', long)]
+    pub since: Option<String>,
+    /// Number of lines from each host (100 unless --since or --grep is given).
+    #[arg(short = 'n', long)]
+    pub lines: Option<u64>,
+    /// Only lines matching this grep pattern.
+    #[arg(short = 'g', long)]
+    pub grep: Option<String>,
+    /// More options for grep (e.g. "-C 2").
+    #[arg(long = "grep-options", allow_hyphen_values = true)]
+    pub grep_options: Option<String>,
+    /// Follow the logs on the first selected host (over ssh -t).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Leave out the timestamps.
+    #[arg(short = 'T', long = "skip-timestamps")]
+    pub skip_timestamps: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessoryCommand {
+    /// Log in, create the directories, upload the files and the env file (0600) and start the
+    /// accessory on hosts that don't have its container yet (NAME or all).
+    Boot(AccessoryArgs),
+    /// Pull the image, stop and remove the container, then boot it again (NAME or all).
+    Reboot(AccessoryArgs),
+    /// Start the existing container (and put it back behind the proxy).
+    Start(AccessoryArgs),
+    /// Stop the container (and take it off the proxy).
+    Stop(AccessoryArgs),
+    /// Stop, then start.
+    Restart(AccessoryArgs),
+    /// Show the accessory's container on each host (NAME or all).
+    Details {
+        /// The accessory's name, or `all`.
+        name: String,
+    },
+    /// Show log lines from the accessory on each host.
+    Logs(AccessoryLogsArgs),
+    /// Run a command in a new container of the accessory's image (or the running one).
+    Exec {
+        /// The accessory's name.
+        name: String,
+        /// Run interactively over ssh -t on the first host (for a console or a shell).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Run in the running container instead of a new one.
+        #[arg(long)]
+        reuse: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        cmd: Vec<String>,
+    },
+    /// Stop and remove the container, its image, its directory and its env file (NAME or all).
+    Remove {
+        #[command(flatten)]
+        args: AccessoryArgs,
+        /// Don't ask for confirmation.
+        #[arg(short = 'y', long)]
+        confirmed: bool,
+    },
+    /// Reboot accessories onto the `kamal` network (Kamal 1.x to 2.0), all hosts at once or one
+    /// at a time.
+    Upgrade {
+        #[command(flatten)]
+        args: AccessoryArgs,
+        /// One host at a time.
+        #[arg(long)]
+        rolling: bool,
+        /// Don't ask for confirmation.
+        #[arg(short = 'y', long)]
+        confirmed: bool,
+    },
 }

@@ -64,6 +64,7 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Docs { section } => commands::docs::run(section.as_deref(), printer),
         Command::Server(command) => commands::server::run(command, &cli.global, printer),
         Command::Check => commands::check::run(&cli.global, printer),
+        Command::Accessory(command) => commands::accessory::run(command, &cli.global, printer),
         Command::Deploy(args) => commands::deploy::deploy(&args, &cli.global, printer),
         Command::Plan => commands::deploy::show_plan(&cli.global, printer),
         Command::Rollback(args) => {

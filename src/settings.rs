@@ -158,6 +158,21 @@ pub fn version(
     Ok(revision)
 }
 
+/// Renders a local ERB file (an accessory's `files` entry ending in `erb`) with `env` as `ENV`,
+/// working in the current directory.
+pub fn render_erb_file(path: &Path, env: &BTreeMap<String, String>) -> Result<String, Error> {
+    let source = read_optional(path)?.ok_or_else(|| Error::Failed {
+        message: format!("Missing file: {}", path.display()),
+    })?;
+    let dir = std::path::absolute(Path::new(".")).unwrap_or_else(|_| Path::new(".").to_path_buf());
+    let host = LocalHost { env, dir: &dir };
+    dhow_core::erb::render(&source, &path.to_string_lossy(), &host)
+        .map(|rendered| rendered.text)
+        .map_err(|error| Error::Failed {
+            message: error.to_string(),
+        })
+}
+
 /// The real machine as ERB sees it: `sh -c` for commands (with the environment snapshot), files
 /// relative to the working directory.
 struct LocalHost<'a> {

@@ -589,11 +589,7 @@ fn a_signal_during_the_boot_stops_the_deploy_and_releases_the_lock() {
     );
 }
 
-#[test]
-fn accessory_boot_skips_hosts_that_already_have_its_container() {
-    use dhow_core::plan::accessory::{self, AccessoryInput, Credentials, Operation};
-    let config = load(
-        "service: app
+const ACCESSORY_CONFIG: &str = "service: app
 image: ci/app
 registry: {server: 172.17.0.1:5000, username: ci, password: pw}
 builder: {arch: amd64}
@@ -608,8 +604,12 @@ accessories:
       - config/kv.conf:/etc/kv.conf
     directories:
       - data:/data
-",
-    );
+";
+
+#[test]
+fn accessory_boot_skips_hosts_that_already_have_its_container() {
+    use dhow_core::plan::accessory::{self, AccessoryInput, Credentials, Operation};
+    let config = load(ACCESSORY_CONFIG);
     let selection = selection::select(&config, None, None, false).expect("selection");
     let tags = Tags {
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
