@@ -391,6 +391,7 @@ fn execute(run: &Run, plan: &Plan, command: &str) -> Result<(), Error> {
                 cancel: &cancel,
                 after_lock: None,
                 hook: None,
+                ci: None,
             };
             executor.run(plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {
