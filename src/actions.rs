@@ -853,6 +853,9 @@ pub struct CiRun {
     report: Mutex<Report>,
     takeovers: Mutex<Vec<String>>,
     rollback: Option<RollbackTarget>,
+    /// Set when a ledger call failed (a read-only token on a fork's pull request): the run goes
+    /// on without the ledger, warned once.
+    ledger_failed: std::sync::atomic::AtomicBool,
 }
 
 impl CiRun {
@@ -881,7 +884,24 @@ impl CiRun {
             report: Mutex::new(report),
             takeovers: Mutex::new(Vec::new()),
             rollback: None,
+            ledger_failed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn ledger_ok(&self) -> Option<&Ledger> {
+        if self
+            .ledger_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        self.ledger.get()
+    }
+
+    fn ledger_error(&self, action: &str, error: &ApiError) {
+        self.ledger_failed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.warn(&ledger_warning(action, error));
     }
 
     /// Makes this run a rollback to `target` (its deployment records the target's commit and the
@@ -917,6 +937,13 @@ impl CiRun {
     /// A warning annotation.
     pub fn warn(&self, message: &str) {
         self.with_reporter(|r| r.warning(message));
+    }
+
+    /// The version as far as it is known before the configuration is read.
+    pub fn set_version(&self, version: Option<&str>) {
+        if let Some(version) = version {
+            self.with_report(|report| version.clone_into(&mut report.version));
+        }
     }
 
     /// Fills in what the deploy is about.
@@ -985,7 +1012,8 @@ impl CiRun {
         hosts: &[String],
         config_hash: &str,
     ) {
-        let Some(ledger) = self.ledger.get() else {
+        // The digest is reported (outputs, summary) even without the ledger.
+        let Some(ledger) = self.ledger_ok() else {
             if digest.is_some() {
                 self.with_report(|r| r.digest = digest);
             }
@@ -1015,7 +1043,7 @@ impl CiRun {
         };
         match ledger.start(&record, task, sha).await {
             Ok(id) => self.with_report(|r| r.deployment_id = Some(id)),
-            Err(error) => self.warn(&ledger_warning("create the deployment", &error)),
+            Err(error) => self.ledger_error("create the deployment", &error),
         }
     }
 
@@ -1051,10 +1079,12 @@ impl CiRun {
         hosts: &[String],
         config_hash: &str,
     ) {
-        if let Some(ledger) = self.ledger.get() {
-            if ledger.deployment().is_none() {
-                self.start_deployment(None, hosts, config_hash).await;
-            }
+        if let Some(ledger) = self.ledger_ok()
+            && ledger.deployment().is_none()
+        {
+            self.start_deployment(None, hosts, config_hash).await;
+        }
+        if let Some(ledger) = self.ledger_ok() {
             let description = match (ending, error) {
                 (Ending::Success, _) => {
                     let report = self.report.lock().ok();
@@ -1088,7 +1118,7 @@ impl CiRun {
                     });
                 }
                 Ok(_) => {}
-                Err(err) => self.warn(&ledger_warning("post the deployment status", &err)),
+                Err(err) => self.ledger_error("post the deployment status", &err),
             }
         }
         self.write_files(ending, error);

@@ -1,6 +1,7 @@
 //! `dhow deploy` under GitHub Actions without any host: a configuration error becomes one
 //! `::error file=…,line=…,col=…::` annotation per problem, after the token's `::add-mask::`, with
-//! `status=error` in `GITHUB_OUTPUT` and the error in the job summary; `dhow rollback` without a
+//! `status=error` in `GITHUB_OUTPUT` (and, on a `pull_request` event, the PR head SHA as the
+//! version) and the error in the job summary; `dhow rollback` without a
 //! version outside Actions says what it needs.
 
 use std::fs;
@@ -13,20 +14,24 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The PR head of shared/github-events/pull_request.synchronize.json.
+const PR_HEAD: &str = "ec26c3e57ca3a959ca5aad62de7213c562f8c821";
+/// The merge commit the runner checks out for that pull request (`GITHUB_SHA`).
+const MERGE_SHA: &str = "3333333333333333333333333333333333333333";
+
 fn in_actions(dir: &Path, args: &[&str]) -> Output {
-    let events = dhow_test_support::github::event_file("push.json");
+    let events = dhow_test_support::github::event_file("pull_request.synchronize.json");
     Command::new(env!("CARGO_BIN_EXE_dhow"))
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", dir)
-        .env("VERSION", "v7")
         .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_REPOSITORY", "ailisp/gcbapp-buildconfig-example")
-        .env("GITHUB_SHA", "a21683865c088b5fe1906cf6552d15a285a4986d")
-        .env("GITHUB_REF", "refs/heads/master")
-        .env("GITHUB_EVENT_NAME", "push")
+        .env("GITHUB_REPOSITORY", "Codertocat/Hello-World")
+        .env("GITHUB_SHA", MERGE_SHA)
+        .env("GITHUB_REF", "refs/pull/2/merge")
+        .env("GITHUB_EVENT_NAME", "pull_request")
         .env("GITHUB_EVENT_PATH", events)
         .env("GITHUB_RUN_ID", "99")
         .env("GITHUB_RUN_ATTEMPT", "1")
@@ -89,6 +94,12 @@ fn configuration_errors_are_annotated_with_file_line_and_column() {
     assert_eq!(
         output_value(&outputs, "status").as_deref(),
         Some("error"),
+        "{outputs}"
+    );
+    // On pull_request the version defaults to the head SHA, not the merge commit.
+    assert_eq!(
+        output_value(&outputs, "version").as_deref(),
+        Some(PR_HEAD),
         "{outputs}"
     );
     let summary = fs::read_to_string(dir.path().join("summary")).expect("summary");

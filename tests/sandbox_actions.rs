@@ -9,7 +9,8 @@
 //! the API reports completed is taken over with an audit line (a live one is not); `dhow
 //! rollback` without a version runs the previous success's digest again after its image was
 //! pruned from the hosts and its tag moved; the deployment Actions makes for an `environment:`
-//! job is adopted, not duplicated. A canary secret and the token never appear unmasked in
+//! job is adopted, not duplicated; a read-only token (forks, Dependabot) costs a warning, not the
+//! deploy. A canary secret and the token never appear unmasked in
 //! stdout, the summary, the outputs or any request body.
 //!
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
@@ -20,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use dhow_test_support::github::{FakeGitHub, RunSeed, event_file};
+use dhow_test_support::github::{FakeGitHub, Fault, RunSeed, event_file};
 use serde_json::Value;
 
 const SERVICE: &str = "dhow-e2e-actions";
@@ -875,5 +876,53 @@ fn the_deployment_of_an_environment_job_is_adopted() {
             .is_some_and(|d| d.starts_with("Deployed v1 (sha256:")),
         "{last}"
     );
+    clean_hosts();
+}
+
+#[test]
+fn a_read_only_token_degrades_to_a_warning() {
+    let Some(json) = sandbox() else { return };
+    let _hosts = take_hosts();
+    build_image("v1");
+    clean_hosts();
+    let job = Job::new(&json);
+    // What a fork's pull request or Dependabot gets: a token that may not write deployments.
+    job.fake.push_fault(Fault::status(
+        "repos/create-deployment",
+        403,
+        "Resource not accessible by integration",
+    ));
+    let ran = job.deploy("v1", 1);
+    ok(&ran.output);
+    assert!(job.deployments().is_empty());
+    let warning = ran
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("::warning") && line.contains("deployments: write"))
+        .unwrap_or_else(|| panic!("no warning about the permission:\n{}", ran.stdout));
+    assert!(
+        warning.contains("Resource not accessible by integration"),
+        "{warning}"
+    );
+    let creates = job
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/deployments"))
+        .count();
+    assert_eq!(creates, 1, "no second try after a 403");
+    assert_eq!(
+        output_value(&ran.outputs, "status").as_deref(),
+        Some("success")
+    );
+    assert!(
+        output_value(&ran.outputs, "digest").is_some_and(|d| d.starts_with("sha256:")),
+        "{}",
+        ran.outputs
+    );
+    assert!(ran.summary.contains("Deployed"), "{}", ran.summary);
+    for index in HOSTS {
+        assert_eq!(running(index), format!("{SERVICE}-workers-v1"));
+    }
     clean_hosts();
 }

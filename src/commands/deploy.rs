@@ -228,6 +228,14 @@ fn run_deploy(
         // In Actions the version defaults to the PR head (pull_request) or GITHUB_SHA.
         global.app_version = ci.actions.default_version();
     }
+    if let Some(ci) = &ci {
+        // Known before the configuration is read, so early failures report it too.
+        let version = global
+            .app_version
+            .clone()
+            .or_else(|| env.get("VERSION").filter(|v| !v.is_empty()).cloned());
+        ci.set_version(version.as_deref());
+    }
     let lock_message = ci.as_ref().map_or_else(
         || "Automatic deploy lock".to_owned(),
         |ci| ci.actions.lock_message(),
