@@ -491,11 +491,34 @@ pub fn pick_rollback(successes: &[(u64, String, ReleaseRecord)]) -> Option<Rollb
         })
 }
 
-/// Reads the ledger of `environment` for [`pick_rollback`]: up to [`LEDGER_SCAN_LIMIT`]
-/// deployments, newest first, that reached `success`.
+/// The successful deployment of `wanted` (a version, or a `sha256:` digest, alone or as
+/// `repo@sha256:…`), newest first, among successes.
+pub fn pick_release(
+    successes: &[(u64, String, ReleaseRecord)],
+    wanted: &str,
+) -> Option<RollbackTarget> {
+    let digest = wanted.rsplit_once('@').map_or(wanted, |(_, d)| d);
+    successes
+        .iter()
+        .find(|(_, _, record)| {
+            record.version == wanted
+                || (digest.starts_with("sha256:") && record.digest.as_deref() == Some(digest))
+        })
+        .map(|(id, sha, record)| RollbackTarget {
+            deployment_id: *id,
+            sha: sha.clone(),
+            record: record.clone(),
+            current: successes.first().map(|(_, _, r)| r.clone()),
+        })
+}
+
+/// Reads the ledger of `environment`: up to [`LEDGER_SCAN_LIMIT`] deployments, newest first,
+/// that reached `success`, until `pick` finds what it looks for — [`pick_rollback`] without
+/// `wanted`, [`pick_release`] with it.
 pub async fn rollback_target(
     github: &GitHub,
     environment: &str,
+    wanted: Option<&str>,
 ) -> Result<Option<RollbackTarget>, ApiError> {
     let deployments = github
         .list_deployments(&DeploymentFilter::environment(environment))
@@ -514,8 +537,12 @@ pub async fn rollback_target(
             .or_else(|| record_from_description(success.description.as_deref()))
             .unwrap_or_else(|| ReleaseRecord::new(deployment.sha.clone()));
         successes.push((deployment.id, deployment.sha.clone(), record));
-        if let Some(target) = pick_rollback(&successes) {
-            return Ok(Some(target));
+        let found = match wanted {
+            Some(wanted) => pick_release(&successes, wanted),
+            None => pick_rollback(&successes),
+        };
+        if found.is_some() {
+            return Ok(found);
         }
     }
     Ok(None)
@@ -1286,6 +1313,11 @@ mod tests {
         assert_eq!(target.record.version, "v2");
         assert_eq!(target.current.map(|c| c.version).as_deref(), Some("v3"));
         assert_eq!(pick_rollback(&successes[..2]), None);
+        let named = pick_release(&successes, "v2").expect("v2");
+        assert_eq!(named.deployment_id, 1);
+        let by_digest = pick_release(&successes, "reg/app@sha256:3").expect("digest");
+        assert_eq!(by_digest.deployment_id, 3);
+        assert_eq!(pick_release(&successes, "v9"), None);
         assert_eq!(pick_rollback(&[]), None);
     }
 

@@ -135,8 +135,9 @@ pub enum Command {
     Deploy(DeployArgs),
 
     /// Roll back to the previous successful deployment of the environment recorded in GitHub
-    /// Deployments (in GitHub Actions, or given the repository and a token in the environment):
-    /// its image is pulled by the recorded digest and deployed again.
+    /// Deployments, or to the last successful deployment of `--version` (a version or an image
+    /// digest), in GitHub Actions or given the repository and a token in the environment: its
+    /// image is pulled by the recorded digest and deployed again.
     Rollback(RollbackArgs),
 
     /// Manage accessories (databases, caches, search) on their hosts, as Kamal does.

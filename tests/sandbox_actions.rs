@@ -721,23 +721,9 @@ fn running_digest(index: usize, container: &str) -> String {
     )
 }
 
-#[test]
-fn rollback_without_a_version_runs_the_previous_digest_again() {
-    let Some(json) = sandbox() else { return };
-    let _hosts = take_hosts();
-    build_image("v1");
-    build_image("v2");
-    clean_hosts();
-    let job = Job::new(&json);
-    ok(&job.deploy("v1", 1).output);
-    ok(&job.deploy("v2", 1).output);
-    let deployments = job.deployments();
-    let v1 = &deployments[1];
-    assert_eq!(v1["payload"]["version"], "v1");
-    let digest = v1["payload"]["digest"].as_str().expect("digest").to_owned();
-
-    // v1 is pruned from the hosts, and its tag in the registry now names v2's image: only a
-    // pull by digest brings the real v1 back.
+/// v1 is pruned from the hosts, and its tag in the registry now names v2's image: only a pull by
+/// digest brings the real v1 back.
+fn prune_v1_and_move_its_tag(json: &Value, digest: &str) {
     for index in HOSTS {
         on_host(
             index,
@@ -753,7 +739,7 @@ fn rollback_without_a_version_runs_the_previous_digest_again() {
             &format!("docker image ls --digests --filter label=service={SERVICE}"),
         );
         assert!(
-            !images.contains(&digest),
+            !images.contains(digest),
             "v1 is still on host {index}:\n{images}"
         );
     }
@@ -769,6 +755,24 @@ fn rollback_without_a_version_runs_the_previous_digest_again() {
         let output = Command::new("docker").args(&args).output().expect("docker");
         ok(&output);
     }
+}
+
+#[test]
+fn rollback_without_a_version_runs_the_previous_digest_again() {
+    let Some(json) = sandbox() else { return };
+    let _hosts = take_hosts();
+    build_image("v1");
+    build_image("v2");
+    clean_hosts();
+    let job = Job::new(&json);
+    ok(&job.deploy("v1", 1).output);
+    ok(&job.deploy("v2", 1).output);
+    let deployments = job.deployments();
+    let v1 = &deployments[1];
+    assert_eq!(v1["payload"]["version"], "v1");
+    let digest = v1["payload"]["digest"].as_str().expect("digest").to_owned();
+
+    prune_v1_and_move_its_tag(&json, &digest);
 
     let rolled = {
         let output = job
@@ -813,6 +817,30 @@ fn rollback_without_a_version_runs_the_previous_digest_again() {
         rolled.summary.contains("Rolled back to"),
         "{}",
         rolled.summary
+    );
+    // `--version` (the action's `version` input) names what to go back to: v2 again, by the
+    // digest its deployment recorded.
+    let v2_digest = deployments[1]["payload"]["digest"]
+        .as_str()
+        .expect("v2 digest")
+        .to_owned();
+    assert_eq!(deployments[1]["payload"]["version"], "v2");
+    let again = {
+        let output = job
+            .dhow("", 1, &["--version", "v2", "rollback"])
+            .output()
+            .expect("dhow rollback");
+        job.collect(output)
+    };
+    ok(&again.output);
+    for index in HOSTS {
+        let container = format!("{SERVICE}-workers-v2");
+        assert_eq!(running(index), container);
+        assert!(running_digest(index, &container).contains(&v2_digest));
+    }
+    assert_eq!(
+        output_value(&again.outputs, "previous-version").as_deref(),
+        Some("v1")
     );
     // The registry's v1 tag is restored for the other tests.
     build_image("v1");

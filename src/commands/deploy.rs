@@ -137,10 +137,11 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
     run_deploy(args, global, printer, None)
 }
 
-/// `dhow rollback` without a version: the previous successful deployment of the environment in
-/// GitHub Deployments (the newest success older than the live one, with another version or
-/// digest) is deployed again, its image pulled by digest so exactly that image runs, even after
-/// it was pruned from the hosts or its tag was moved.
+/// `dhow rollback`: the previous successful deployment of the environment in GitHub Deployments
+/// (the newest success older than the live one, with another version or digest), or the newest
+/// successful deployment of `--version` (a version or an image digest), is deployed again, its
+/// image pulled by digest so exactly that image runs, even after it was pruned from the hosts or
+/// its tag was moved.
 pub fn rollback_from_ledger(
     output: Option<OutputFormat>,
     global: &GlobalArgs,
@@ -159,7 +160,7 @@ pub fn rollback_from_ledger(
         let github =
             dhow_github::GitHub::new(&context.api_url, token.clone(), context.repository.clone())
                 .map_err(|error| error.to_string())?;
-        actions::rollback_target(&github, &environment)
+        actions::rollback_target(&github, &environment, global.app_version.as_deref())
             .await
             .map_err(|error| error.to_string())
     });
@@ -168,9 +169,14 @@ pub fn rollback_from_ledger(
             message: format!("could not read GitHub Deployments of {environment}: {message}"),
         })?
         .ok_or_else(|| Error::Failed {
-            message: format!(
-                "GitHub Deployments has no successful deployment of {environment} older than the live one to roll back to"
-            ),
+            message: match &global.app_version {
+                Some(version) => format!(
+                    "GitHub Deployments has no successful deployment of {version} in {environment} to roll back to"
+                ),
+                None => format!(
+                    "GitHub Deployments has no successful deployment of {environment} older than the live one to roll back to"
+                ),
+            },
         })?;
     let args = DeployArgs {
         skip_push: true,
