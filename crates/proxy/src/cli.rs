@@ -155,6 +155,9 @@ struct DeployCmd {
     /// Use Let's Encrypt staging environment for certificate provisioning
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     tls_staging: Option<bool>,
+    /// ACME directory URL for automatic certificates (default: Let's Encrypt)
+    #[arg(long)]
+    tls_acme_directory: Option<String>,
     /// Configure custom TLS certificate path (PEM format)
     #[arg(long, default_value = "")]
     tls_certificate_path: String,
@@ -517,11 +520,7 @@ fn deploy_call(cmd: DeployCmd) -> Result<Call, String> {
         tls_private_key_path: cmd.tls_private_key_path,
         tls_redirect: cmd.tls_redirect.unwrap_or(true),
         canonical_host: cmd.canonical_host,
-        acme_directory: if cmd.tls_staging.unwrap_or(false) {
-            LETS_ENCRYPT_STAGING.to_string()
-        } else {
-            String::new()
-        },
+        acme_directory: acme_directory(cmd.tls_acme_directory, cmd.tls_staging)?,
         acme_cache_path: cmd
             .tls_acme_cache_path
             .unwrap_or_else(|| paths::default_acme_cache_path().display().to_string()),
@@ -564,6 +563,30 @@ fn deploy_call(cmd: DeployCmd) -> Result<Call, String> {
         service_options,
         target_options,
     }))
+}
+
+/// The `acme_directory` option: `--tls-acme-directory` (an https URL), Let's Encrypt staging with
+/// `--tls-staging`, or empty for Let's Encrypt production.
+fn acme_directory(directory: Option<String>, staging: Option<bool>) -> Result<String, String> {
+    match (directory, staging.unwrap_or(false)) {
+        (Some(_), true) => {
+            Err("tls-acme-directory and tls-staging cannot be used together".to_string())
+        }
+        (Some(url), false) => {
+            let valid = url
+                .strip_prefix("https://")
+                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+            if valid {
+                Ok(url)
+            } else {
+                Err(format!(
+                    "tls-acme-directory must be an https URL (got \"{url}\")"
+                ))
+            }
+        }
+        (None, true) => Ok(LETS_ENCRYPT_STAGING.to_string()),
+        (None, false) => Ok(String::new()),
+    }
 }
 
 /// Renders `list` like kamal-proxy: ANSI-styled, padded cells followed by two spaces.
@@ -687,6 +710,9 @@ fn run_server(config: &RunConfig) -> Result<(), String> {
             metrics_addr: (config.metrics_port != 0).then(|| any(config.metrics_port)),
             socket_path: Some(paths::socket_path()),
             state_path: Some(paths::state_path()),
+            acme_ca_file: std::env::var_os("KAMAL_PROXY_ACME_CA_FILE")
+                .filter(|v| !v.is_empty())
+                .map(std::path::PathBuf::from),
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! dhow-proxy: a kamal-proxy compatible reverse proxy (the `kamal-proxy` binary's library).
 
+pub mod acme;
 pub mod body;
 pub mod buffer;
 pub mod cli;

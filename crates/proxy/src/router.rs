@@ -16,6 +16,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use rustls::sign::CertifiedKey;
 use serde_json::Value;
 
+use crate::acme::{Acme, CHALLENGE_PREFIX, Issuer};
 use crate::body::{self, Body, BoxError};
 use crate::commands::{
     Call, DeployArgs, PauseArgs, Reply, RolloutDeployArgs, RolloutSetArgs, ServiceDescription,
@@ -44,11 +45,17 @@ pub struct Router {
     state_path: Option<PathBuf>,
     inner: RwLock<Inner>,
     client: UpstreamClient,
+    acme: Arc<Acme>,
 }
 
-type Resources = (Option<Arc<ErrorPages>>, Option<Arc<CertifiedKey>>);
+type Resources = (
+    Option<Arc<ErrorPages>>,
+    Option<Arc<CertifiedKey>>,
+    Option<Arc<Issuer>>,
+);
 
-fn load_resources(options: &ServiceOptions) -> Result<Resources, ProxyError> {
+/// Error pages, a custom certificate, or the ACME issuer of a TLS service without one.
+fn load_resources(acme: &Acme, options: &ServiceOptions) -> Result<Resources, ProxyError> {
     let pages = if options.error_page_path.is_empty() {
         None
     } else {
@@ -64,15 +71,23 @@ fn load_resources(options: &ServiceOptions) -> Result<Resources, ProxyError> {
     } else {
         None
     };
-    Ok((pages, certificate))
+    let issuer =
+        (options.tls_enabled && !options.has_custom_certificate()).then(|| acme.issuer(options));
+    Ok((pages, certificate, issuer))
 }
 
 impl Router {
     pub fn new(state_path: Option<PathBuf>) -> Arc<Self> {
+        Self::with_acme(state_path, Acme::new(Vec::new()))
+    }
+
+    /// A router whose automatic certificates come through `acme`.
+    pub fn with_acme(state_path: Option<PathBuf>, acme: Arc<Acme>) -> Arc<Self> {
         Arc::new(Self {
             state_path,
             inner: RwLock::new(Inner::default()),
             client: upstream_client(),
+            acme,
         })
     }
 
@@ -164,7 +179,7 @@ impl Router {
         for entry in entries {
             match serde_json::from_value::<ServiceState>(entry)
                 .map_err(|e| e.to_string())
-                .and_then(|state| Self::restore_one(state).map_err(|e| e.to_string()))
+                .and_then(|state| self.restore_one(state).map_err(|e| e.to_string()))
             {
                 Ok(service) => restored.push(service),
                 Err(e) => log::error("Failed to restore service", &[("error", e.into())]),
@@ -182,9 +197,9 @@ impl Router {
         );
     }
 
-    fn restore_one(mut state: ServiceState) -> Result<Arc<Service>, ProxyError> {
+    fn restore_one(&self, mut state: ServiceState) -> Result<Arc<Service>, ProxyError> {
         state.upgrade_legacy();
-        let (pages, certificate) = load_resources(&state.options)?;
+        let (pages, certificate, acme) = load_resources(&self.acme, &state.options)?;
         let build =
             |writers: &[String], readers: &[String]| -> Result<Arc<LoadBalancer>, ProxyError> {
                 let lb = LoadBalancer::new(
@@ -219,6 +234,7 @@ impl Router {
                 rollout_controller: state.rollout_controller,
                 pages,
                 certificate,
+                acme,
             },
             state.pause_controller,
         ))
@@ -229,12 +245,44 @@ impl Router {
         self.service(name).ok().map(|s| s.slots())
     }
 
+    /// The certificate for a TLS server name: the custom one of the host's root-path service, or
+    /// its ACME certificate when one is in memory.
     pub fn certificate_for(&self, host: &str) -> Option<Arc<CertifiedKey>> {
         let service = self.map().root_service(host)?;
         if !service.tls_enabled() {
             return None;
         }
-        service.certificate()
+        let slots = service.slots();
+        slots
+            .certificate
+            .clone()
+            .or_else(|| slots.acme.as_ref()?.cached(host))
+    }
+
+    /// Before a TLS handshake completes: when the server name belongs to a service with automatic
+    /// TLS, loads its certificate from the cache or obtains it from the ACME directory.
+    pub async fn prepare_certificate(&self, server_name: Option<&str>) {
+        let Some(host) = server_name
+            .map(|n| n.trim_end_matches('.').to_string())
+            .or_else(|| self.default_tls_host())
+        else {
+            return;
+        };
+        let Some(service) = self.map().root_service(&host) else {
+            return;
+        };
+        let slots = service.slots();
+        if !service.tls_enabled() || slots.certificate.is_some() {
+            return;
+        }
+        let Some(issuer) = slots.acme.clone() else {
+            return;
+        };
+        // Host policy: only the service's own (exact) hosts get certificates.
+        if !slots.options.hosts.contains(&host) {
+            return;
+        }
+        let _ = issuer.ensure(&self.acme, &host).await;
     }
 
     pub fn default_tls_host(&self) -> Option<String> {
@@ -278,7 +326,7 @@ impl Router {
             lb.dispose();
             return Err(e);
         }
-        let (pages, certificate) = match load_resources(&options) {
+        let (pages, certificate, acme) = match load_resources(&self.acme, &options) {
             Ok(r) => r,
             Err(e) => {
                 lb.dispose();
@@ -306,6 +354,7 @@ impl Router {
                     slots.target_options = args.target_options.clone();
                     slots.pages = pages;
                     slots.certificate = certificate;
+                    slots.acme = acme;
                     old = slots.active.replace(Arc::clone(&lb));
                 });
                 old
@@ -318,6 +367,7 @@ impl Router {
                         active: Some(Arc::clone(&lb)),
                         pages,
                         certificate,
+                        acme,
                         ..Slots::default()
                     },
                     PauseSnapshot::default(),
@@ -515,6 +565,9 @@ impl Router {
         B::Error: Into<BoxError>,
     {
         let started = Instant::now();
+        if let Some(response) = self.acme_challenge(req.uri().path()) {
+            return response;
+        }
         let mut req = req.map(body::boxed);
         let headers = req.headers_mut();
         let existing_id = headers
@@ -603,6 +656,19 @@ impl Router {
                 record: Some(record),
             }),
         )
+    }
+}
+
+impl Router {
+    /// The answer to a pending ACME HTTP-01 challenge, before any routing or redirect.
+    fn acme_challenge(&self, path: &str) -> Option<Response<Body>> {
+        let token = path.strip_prefix(CHALLENGE_PREFIX)?;
+        let authorization = self.acme.challenge_response(token)?;
+        let mut response = Response::new(body::full(authorization));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        Some(response)
     }
 }
 

@@ -31,6 +31,9 @@ pub struct ServerConfig {
     pub metrics_addr: Option<SocketAddr>,
     pub socket_path: Option<PathBuf>,
     pub state_path: Option<PathBuf>,
+    /// PEM certificates trusted, beside the system's, for ACME directories
+    /// (`KAMAL_PROXY_ACME_CA_FILE`; a private ACME server or a test one).
+    pub acme_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -59,7 +62,11 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 impl Server {
     /// Restores state, binds every listener and starts serving.
     pub async fn start(config: ServerConfig) -> std::io::Result<Self> {
-        let router = Router::new(config.state_path.clone());
+        let roots = match &config.acme_ca_file {
+            Some(path) => crate::acme::Acme::load_roots(path).map_err(std::io::Error::other)?,
+            None => Vec::new(),
+        };
+        let router = Router::with_acme(config.state_path.clone(), crate::acme::Acme::new(roots));
         router.restore();
         let shutdown = CancellationToken::new();
         let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
@@ -79,11 +86,10 @@ impl Server {
         if let Some(addr) = config.https_addr {
             let listener = bind(addr).await?;
             bound_https = Some(listener.local_addr()?);
-            let acceptor = tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&router));
             spawn_http(
                 listener,
                 Arc::clone(&router),
-                Some(acceptor),
+                Some(crate::tls::server_config(&router)),
                 addr.port(),
                 shutdown.clone(),
                 Arc::clone(&graceful),
@@ -138,7 +144,7 @@ impl Server {
 fn spawn_http(
     listener: TcpListener,
     router: Arc<Router>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     port: u16,
     shutdown: CancellationToken,
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
@@ -155,6 +161,7 @@ fn spawn_http(
             };
             let _ = stream.set_nodelay(true);
             let router = Arc::clone(&router);
+            let tls_router = Arc::clone(&router);
             let tls = tls.clone();
             let graceful = Arc::clone(&graceful);
             tokio::spawn(async move {
@@ -181,8 +188,19 @@ fn spawn_http(
                         };
                         let _ = watched.await;
                     }
-                    Some(acceptor) => {
-                        let Ok(stream) = acceptor.accept(stream).await else {
+                    Some(config) => {
+                        // Read the ClientHello first: a host with automatic TLS may need its
+                        // certificate loaded or obtained before the handshake can go on.
+                        let acceptor = tokio_rustls::LazyConfigAcceptor::new(
+                            rustls::server::Acceptor::default(),
+                            stream,
+                        );
+                        let Ok(start) = acceptor.await else {
+                            return;
+                        };
+                        let server_name = start.client_hello().server_name().map(str::to_string);
+                        tls_router.prepare_certificate(server_name.as_deref()).await;
+                        let Ok(stream) = start.into_stream(config).await else {
                             return;
                         };
                         let connection = builder

@@ -33,6 +33,7 @@ pub struct Slots {
     pub rollout_controller: Option<RolloutController>,
     pub pages: Option<Arc<ErrorPages>>,
     pub certificate: Option<Arc<CertifiedKey>>,
+    pub acme: Option<Arc<crate::acme::Issuer>>,
 }
 
 #[derive(Debug)]

@@ -394,3 +394,44 @@ fn binary_prints_error_and_exits_1() {
         )
     );
 }
+
+#[test]
+fn deploy_acme_directory_and_cache_path() {
+    let base = ["app", "--target=web:80", "--tls", "--host=a.com"];
+    let d = deploy(&base).unwrap();
+    assert_eq!(d.service_options.acme_directory, "");
+    assert!(
+        d.service_options.acme_cache_path.ends_with("/certs"),
+        "{}",
+        d.service_options.acme_cache_path
+    );
+    let mut args = base.to_vec();
+    args.push("--tls-staging");
+    assert_eq!(
+        deploy(&args).unwrap().service_options.acme_directory,
+        "https://acme-staging-v02.api.letsencrypt.org/directory"
+    );
+    let mut args = base.to_vec();
+    args.extend([
+        "--tls-acme-directory=https://ca.internal:14000/dir",
+        "--tls-acme-cache-path=/data/certs",
+    ]);
+    let d = deploy(&args).unwrap();
+    assert_eq!(
+        d.service_options.acme_directory,
+        "https://ca.internal:14000/dir"
+    );
+    assert_eq!(d.service_options.acme_cache_path, "/data/certs");
+    let mut args = base.to_vec();
+    args.push("--tls-acme-directory=http://ca.internal/dir");
+    assert_eq!(
+        deploy(&args).unwrap_err(),
+        "tls-acme-directory must be an https URL (got \"http://ca.internal/dir\")"
+    );
+    let mut args = base.to_vec();
+    args.extend(["--tls-acme-directory=https://ca/dir", "--tls-staging"]);
+    assert_eq!(
+        deploy(&args).unwrap_err(),
+        "tls-acme-directory and tls-staging cannot be used together"
+    );
+}

@@ -170,6 +170,7 @@ async fn test_server_https_with_static_certificate() {
         metrics_addr: None,
         socket_path: None,
         state_path: Some(dir.path().join("state.json")),
+        acme_ca_file: None,
     })
     .await
     .unwrap();
@@ -258,6 +259,7 @@ async fn test_server_metrics_endpoint() {
         metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         socket_path: None,
         state_path: None,
+        acme_ca_file: None,
     })
     .await
     .unwrap();

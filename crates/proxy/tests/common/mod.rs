@@ -177,6 +177,7 @@ pub async fn start_server(dir: &std::path::Path) -> dhow_proxy::server::Server {
         metrics_addr: None,
         socket_path: Some(dir.join("kamal-proxy.sock")),
         state_path: Some(dir.join("state.json")),
+        acme_ca_file: None,
     })
     .await
     .unwrap()
