@@ -7,7 +7,10 @@
 #   DHOW_BIN                 the binary from step 1
 #   INPUT_COMMAND            deploy | rollback | redeploy | preview | preview-remove | sweep | badge,
 #                            or any dhow command line (split into words like a shell does: quotes
-#                            and backslashes, no expansion)
+#                            and backslashes, no expansion). preview = `deploy`, preview-remove =
+#                            `remove --confirmed`, both with DHOW_PREVIEW_PR (the event's pull
+#                            request); sweep = `preview sweep`
+#   INPUT_PULL_REQUEST       github.event.pull_request.number (for the preview shorthands)
 #   INPUT_CONFIG_FILE        --config-file
 #   INPUT_DESTINATION        --destination
 #   INPUT_VERSION            --version (the app version)
@@ -49,6 +52,23 @@ if [[ ${#words[@]} -gt 0 && ${words[0]} == dhow ]]; then
   words=("${words[@]:1}")
 fi
 [[ ${#words[@]} -gt 0 ]] || words=(deploy)
+
+# The preview shorthands act on the pull request of the event (docs/previews.md): dhow's
+# `--preview N` is taken from DHOW_PREVIEW_PR. Words after the shorthand are kept.
+case ${words[0]} in
+  preview | preview-remove)
+    pull_request=${DHOW_PREVIEW_PR:-${INPUT_PULL_REQUEST:-}}
+    [[ $pull_request =~ ^[0-9]+$ ]] ||
+      fail "command '${words[0]}' needs a pull_request event (or DHOW_PREVIEW_PR set to the pull request number)"
+    export DHOW_PREVIEW_PR=$pull_request
+    if [[ ${words[0]} == preview ]]; then
+      words=(deploy "${words[@]:1}")
+    else
+      words=(remove --confirmed "${words[@]:1}")
+    fi
+    ;;
+  sweep) words=(preview sweep "${words[@]:1}") ;;
+esac
 
 # Global options go before the subcommand, so they can never end up in a command's trailing words.
 globals=()

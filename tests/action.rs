@@ -203,6 +203,8 @@ impl ActionRun {
 /// A temporary world: a copy of the action, a tool cache, a temp dir, a workspace.
 struct World {
     root: tempfile::TempDir,
+    /// `github.event.pull_request.number`: set for a `pull_request` event.
+    pull_request: std::cell::Cell<Option<u64>>,
 }
 
 impl World {
@@ -220,7 +222,10 @@ impl World {
         for dir in ["tool-cache", "runner-temp", "workspace", "home", "outputs"] {
             std::fs::create_dir_all(root.path().join(dir)).expect("mkdir");
         }
-        Self { root }
+        Self {
+            root,
+            pull_request: std::cell::Cell::new(None),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -296,7 +301,7 @@ impl World {
             let value = given.map_or_else(
                 || {
                     let default = spec.get("default").and_then(Node::as_str).unwrap_or("");
-                    evaluate(default, &BTreeMap::new(), &BTreeMap::new())
+                    evaluate(default, &BTreeMap::new(), &BTreeMap::new(), None)
                 },
                 |(_, value)| (*value).to_owned(),
             );
@@ -335,7 +340,10 @@ impl World {
             if let Some(env) = step.get("env").and_then(Node::as_map) {
                 for (key, value) in env {
                     let text = value.as_str().unwrap_or("");
-                    command.env(&key.name, evaluate(text, &values, &step_outputs));
+                    command.env(
+                        &key.name,
+                        evaluate(text, &values, &step_outputs, self.pull_request.get()),
+                    );
                 }
             }
             let child = command.spawn().expect("bash");
@@ -362,7 +370,10 @@ impl World {
         if let Some(declared) = action.get("outputs").and_then(Node::as_map) {
             for (key, spec) in declared {
                 let value = spec.get("value").and_then(Node::as_str).unwrap_or("");
-                outputs.insert(key.name.clone(), evaluate(value, &values, &step_outputs));
+                outputs.insert(
+                    key.name.clone(),
+                    evaluate(value, &values, &step_outputs, self.pull_request.get()),
+                );
             }
         }
         ActionRun {
@@ -389,6 +400,7 @@ fn evaluate(
     text: &str,
     inputs: &BTreeMap<String, String>,
     steps: &BTreeMap<String, BTreeMap<String, String>>,
+    pull_request: Option<u64>,
 ) -> String {
     let mut out = String::new();
     let mut rest = text;
@@ -401,6 +413,8 @@ fn evaluate(
             TOKEN.to_owned()
         } else if expression == "job.check_run_id" {
             CHECK_RUN_ID.to_owned()
+        } else if expression == "github.event.pull_request.number" {
+            pull_request.map(|n| n.to_string()).unwrap_or_default()
         } else if let Some(name) = expression.strip_prefix("inputs.") {
             inputs
                 .get(name)
@@ -632,7 +646,7 @@ report=$REPORT_FILE
   echo "cwd=$PWD"
   for arg in "$@"; do printf 'arg=%s\n' "$arg"; done
   for name in DHOW_SSH_PRIVATE_KEY GITHUB_TOKEN DHOW_KNOWN_HOSTS DHOW_SSH_FINGERPRINTS \
-      DHOW_ENVIRONMENT DHOW_ENVIRONMENT_URL DHOW_LOCK_WAIT DHOW_JOB_CHECK_RUN_ID INPUT_SSH_PRIVATE_KEY INPUT_GITHUB_TOKEN DHOW_BIN; do
+      DHOW_ENVIRONMENT DHOW_ENVIRONMENT_URL DHOW_LOCK_WAIT DHOW_JOB_CHECK_RUN_ID DHOW_PREVIEW_PR INPUT_SSH_PRIVATE_KEY INPUT_GITHUB_TOKEN DHOW_BIN; do
     if [[ -v $name ]]; then printf 'env %s=%s\n' "$name" "${!name//$'\n'/\\n}"; fi
   done
   if [[ -n ${DHOW_KNOWN_HOSTS:-} ]]; then
@@ -875,6 +889,55 @@ fn lock_wait_takes_seconds_or_a_unit_and_rejects_anything_else() {
     assert!(
         result.step("run").expect("run").stdout.contains(
             "::error title=dhow action::lock-wait must be a number of seconds, or a number with s, m or h (e.g. 600, 10m), got 'ten minutes'"
+        ),
+        "{}",
+        result.log()
+    );
+    assert!(!world.path("report").exists(), "dhow ran");
+}
+
+#[test]
+fn preview_shorthands_act_on_the_pull_request_of_the_event() {
+    let world = World::new();
+    let binary = world.stand_in("reporter", REPORTER);
+    world.pin(&format!("{}  {VERSION}/{}\n", sha256(&binary), asset()));
+    let server = serve_as_release(&binary);
+    let env = [
+        ("DHOW_RELEASE_BASE_URL", server.base_url()),
+        ("REPORT_FILE", world.path("report").display().to_string()),
+    ];
+    let cases: [(&str, &[&str], Option<&str>); 4] = [
+        ("preview", &["deploy"], Some("42")),
+        (
+            "preview --skip-push",
+            &["deploy", "--skip-push"],
+            Some("42"),
+        ),
+        ("preview-remove", &["remove", "--confirmed"], Some("42")),
+        ("sweep", &["preview", "sweep"], None),
+    ];
+    world.pull_request.set(Some(42));
+    for (command, argv, pull_request) in cases {
+        let result = world.run(&[("dhow-version", VERSION), ("command", command)], &env);
+        assert!(result.succeeded(), "{}", result.log());
+        let report = report(&world);
+        assert_eq!(reported_args(&report), argv, "command {command}");
+        if let Some(number) = pull_request {
+            assert!(
+                report.contains(&format!("env DHOW_PREVIEW_PR={number}")),
+                "{report:#?}"
+            );
+        }
+    }
+
+    // Outside a pull_request event the preview shorthands refuse to guess.
+    world.pull_request.set(None);
+    std::fs::remove_file(world.path("report")).expect("report");
+    let result = world.run(&[("dhow-version", VERSION), ("command", "preview")], &env);
+    assert!(!result.succeeded());
+    assert!(
+        result.step("run").expect("run").stdout.contains(
+            "::error title=dhow action::command 'preview' needs a pull_request event (or DHOW_PREVIEW_PR set to the pull request number)"
         ),
         "{}",
         result.log()
