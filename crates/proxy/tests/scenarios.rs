@@ -30,7 +30,9 @@ fn scenarios_listed_and_passing() {
                     }
                 }
             }
-            "not yet" => assert_eq!(tests, "—", "{id}: a not-yet row names no tests"),
+            not_yet if not_yet.starts_with("not yet: ") => {
+                assert_eq!(tests, "—", "{id}: a not-yet row names no tests");
+            }
             other => panic!("{id}: unknown status {other:?}"),
         }
     }
