@@ -170,6 +170,33 @@ pub enum Command {
     /// (from GitHub's deployments ledger), and what every host of the configuration runs.
     Status(StatusArgs),
 
+    /// Manage the application on the servers: boot, start, stop, logs, exec, maintenance, ...
+    App(AppArgs),
+
+    /// Manage kamal-proxy on the servers.
+    Proxy(ProxyArgs),
+
+    /// Prune old application images and containers.
+    Prune(PruneArgs),
+
+    /// Log in to and out of the image registry, locally and on the servers.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+
+    /// Show the audit log of each server (its last 50 lines).
+    Audit {
+        /// Print the commands instead of running them.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+
+    /// Show the proxy, app and accessory containers of each server.
+    Details {
+        /// Print the commands instead of running them.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+
     /// Print dhow's version.
     Version,
 
@@ -385,4 +412,264 @@ pub enum AccessoryCommand {
         #[arg(short = 'y', long)]
         confirmed: bool,
     },
+}
+
+/// `dhow app`: the subcommand and `--dry-run`.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// Print the commands (redacted; the plan for mutating ones) instead of running them.
+    #[arg(long = "dry-run", global = true)]
+    pub dry_run: bool,
+    #[command(subcommand)]
+    pub command: AppCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Boot the app (the image tagged latest, or --version) on the servers, under the lock.
+    Boot,
+    /// Start the existing app container (of the app version) and route the proxy to it again.
+    Start,
+    /// Take the app out of the proxy and stop its container.
+    Stop,
+    /// Show the app containers of each role (docker ps).
+    Details,
+    /// Show every app container, running or not (docker container ls --all).
+    Containers,
+    /// Show the app images on the servers.
+    Images,
+    /// Show log lines of the app on the servers.
+    Logs(AppLogsArgs),
+    /// Run a command in a new app container, or in the running one with --reuse.
+    Exec(AppExecArgs),
+    /// Show the app version running on each server.
+    Version,
+    /// Remove the app containers, images and directories from the servers.
+    Remove,
+    /// Put the app in maintenance mode: the proxy answers 503 with the maintenance page.
+    Maintenance {
+        /// Seconds in-flight requests get to finish (default: `drain_timeout` from the config).
+        #[arg(long = "drain-timeout", value_name = "SECONDS")]
+        drain_timeout: Option<u32>,
+        /// The message shown to clients while in maintenance.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Put the app back in live mode.
+    Live,
+    /// Show running containers of a role other than the current version (or stop them).
+    #[command(name = "stale_containers", alias = "stale-containers")]
+    StaleContainers {
+        /// Stop the stale containers found (under the deploy lock).
+        #[arg(short = 's', long)]
+        stop: bool,
+    },
+}
+
+/// Options of `dhow app logs`.
+#[derive(Debug, Clone, Args)]
+pub struct AppLogsArgs {
+    /// Lines since a timestamp (2013-01-02T13:23:37Z) or a relative time (42m).
+    #[arg(short = 's', long)]
+    pub since: Option<String>,
+    /// Lines to show from each server (default 100, or 10 with --follow; all with --since or --grep).
+    #[arg(short = 'n', long)]
+    pub lines: Option<u32>,
+    /// Only lines matching this grep pattern.
+    #[arg(short = 'g', long)]
+    pub grep: Option<String>,
+    /// More options for grep.
+    #[arg(long = "grep-options", allow_hyphen_values = true)]
+    pub grep_options: Option<String>,
+    /// Follow the log on the primary server (or the one chosen with --hosts), over ssh -t.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Leave out the timestamps.
+    #[arg(short = 'T', long = "skip-timestamps")]
+    pub skip_timestamps: bool,
+    /// The docker container id to read logs from (default: the running app container).
+    #[arg(long = "container-id")]
+    pub container_id: Option<String>,
+}
+
+/// Options of `dhow app exec`.
+#[derive(Debug, Clone, Args)]
+pub struct AppExecArgs {
+    /// Run interactively on the primary server over ssh -t (a console or a shell).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Run in the running container (docker exec) instead of a new one.
+    #[arg(long)]
+    pub reuse: bool,
+    /// Environment for the command, KEY:VALUE (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY:VALUE")]
+    pub env: Vec<String>,
+    /// Run in a detached new container.
+    #[arg(long)]
+    pub detach: bool,
+    /// The command and its arguments (joined with spaces, run by the container's shell).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+/// `dhow proxy`: the subcommand and `--dry-run`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Print the commands (redacted; the plan for mutating ones) instead of running them.
+    #[arg(long = "dry-run", global = true)]
+    pub dry_run: bool,
+    #[command(subcommand)]
+    pub command: ProxyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProxyCommand {
+    /// Start the proxy on the servers, creating its container when there is none.
+    Boot,
+    /// Replace the proxy container (settings changes, upgrades): a brief outage per server.
+    Reboot {
+        /// One server after another instead of all at once.
+        #[arg(long)]
+        rolling: bool,
+        /// Proceed without the confirmation question.
+        #[arg(short = 'y', long)]
+        confirmed: bool,
+    },
+    /// Start the existing proxy container.
+    Start,
+    /// Stop the proxy container.
+    Stop,
+    /// Stop, then start the proxy container.
+    Restart,
+    /// Show the proxy container of each server.
+    Details,
+    /// Show log lines of the proxy.
+    Logs(ProxyLogsArgs),
+    /// Remove the proxy container, image and directory (refused while other apps use it).
+    Remove {
+        /// Remove it even when other apps are installed.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Deprecated (use proxy.run in the config): the proxy's boot files on the servers.
+    #[command(name = "boot_config", alias = "boot-config")]
+    BootConfig(BootConfigArgs),
+}
+
+/// Options of `dhow proxy logs`.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyLogsArgs {
+    /// Lines since a timestamp or a relative time (42m).
+    #[arg(short = 's', long)]
+    pub since: Option<String>,
+    /// Lines to show from each server (default 100; all with --since or --grep).
+    #[arg(short = 'n', long)]
+    pub lines: Option<u32>,
+    /// Only lines matching this grep pattern.
+    #[arg(short = 'g', long)]
+    pub grep: Option<String>,
+    /// Follow the log on the primary server over ssh -t.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Leave out the timestamps.
+    #[arg(short = 'T', long = "skip-timestamps")]
+    pub skip_timestamps: bool,
+}
+
+/// What `proxy boot_config` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BootConfigAction {
+    Set,
+    Get,
+    Reset,
+}
+
+/// Options of `dhow proxy boot_config`.
+#[derive(Debug, Clone, Args)]
+pub struct BootConfigArgs {
+    /// set, get or reset.
+    #[arg(value_enum)]
+    pub action: BootConfigAction,
+    /// Publish the proxy ports on the host (`--no-publish` to not).
+    #[arg(long, overrides_with = "no_publish")]
+    pub publish: bool,
+    /// Do not publish the proxy ports.
+    #[arg(long = "no-publish")]
+    pub no_publish: bool,
+    /// Host IP to bind HTTP/HTTPS to (repeatable; default all interfaces).
+    #[arg(long = "publish-host-ip", value_name = "IP")]
+    pub publish_host_ip: Vec<String>,
+    /// HTTP port to publish on the host.
+    #[arg(long = "http-port", default_value_t = 80)]
+    pub http_port: u16,
+    /// HTTPS port to publish on the host.
+    #[arg(long = "https-port", default_value_t = 443)]
+    pub https_port: u16,
+    /// Maximum size of the proxy's logs.
+    #[arg(long = "log-max-size", default_value = "10m")]
+    pub log_max_size: String,
+    /// Registry of the proxy image.
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Repository of the proxy image (default basecamp).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Version (tag) of the proxy image.
+    #[arg(long = "image-version")]
+    pub image_version: Option<String>,
+    /// Port to report Prometheus metrics on.
+    #[arg(long = "metrics-port")]
+    pub metrics_port: Option<u16>,
+    /// Run the proxy in debug mode.
+    #[arg(long)]
+    pub debug: bool,
+    /// Docker options for the proxy container, option=value (several after one flag).
+    #[arg(long = "docker-options", num_args = 1.., value_name = "OPTION=VALUE")]
+    pub docker_options: Vec<String>,
+}
+
+/// `dhow prune`: the subcommand and `--dry-run`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Print the plan (redacted) instead of running it.
+    #[arg(long = "dry-run", global = true)]
+    pub dry_run: bool,
+    #[command(subcommand)]
+    pub command: PruneCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PruneCommand {
+    /// Prune stopped containers beyond `retain_containers`, then unused images.
+    All,
+    /// Prune dangling images and tagged images no container uses (latest is kept).
+    Images,
+    /// Prune stopped app containers, keeping the newest ones.
+    Containers {
+        /// How many stopped containers to keep (default: `retain_containers`, 5).
+        #[arg(long)]
+        retain: Option<u32>,
+    },
+}
+
+/// Options of `dhow registry login` and `logout`.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Skip this machine (only the servers).
+    #[arg(short = 'L', long = "skip-local")]
+    pub skip_local: bool,
+    /// Skip the servers (only this machine).
+    #[arg(short = 'R', long = "skip-remote")]
+    pub skip_remote: bool,
+    /// Print the commands (redacted) instead of running them.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Log in to the registry here and on every server (the password goes through stdin).
+    Login(RegistryArgs),
+    /// Log out of the registry here and on every server.
+    Logout(RegistryArgs),
 }

@@ -605,6 +605,7 @@ impl<T: Transport> Executor<'_, T> {
                 current,
                 stop,
             } => self.stop_stale(session, host, list, current, stop).await,
+            Action::TryIfFound { .. } => self.try_if_found(session, host, &step.action).await,
         }
     }
 
@@ -625,6 +626,17 @@ impl<T: Transport> Executor<'_, T> {
             .upload(contents, path, mode)
             .await
             .map_err(|error| error.to_string())
+    }
+
+    /// [`Action::TryIfFound`]: runs `command` (its failure ignored) when `probe` prints something.
+    async fn try_if_found(&self, session: &T, host: &str, action: &Action) -> Result<(), String> {
+        let Action::TryIfFound { probe, command } = action else {
+            return Ok(());
+        };
+        if !self.capture_text(session, host, probe).await?.is_empty() {
+            self.command(session, host, command, false).await?;
+        }
+        Ok(())
     }
 
     /// Kamal's `app stale_containers --stop`: every listed version but the running one.

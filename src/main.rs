@@ -70,6 +70,12 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Rollback(args) => {
             commands::deploy::rollback_from_ledger(args.output, &cli.global, printer)
         }
+        Command::App(args) => commands::app::run(args, &cli.global, printer),
+        Command::Proxy(args) => commands::proxy::run(args, &cli.global, printer),
+        Command::Prune(args) => commands::prune::run(&args, &cli.global, printer),
+        Command::Registry(command) => commands::registry::run(&command, &cli.global, printer),
+        Command::Audit { dry_run } => commands::audit::run(&cli.global, printer, dry_run),
+        Command::Details { dry_run } => commands::details::run(&cli.global, printer, dry_run),
     }
 }
 

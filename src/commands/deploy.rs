@@ -25,7 +25,7 @@ use crate::reporter::{self, Format, Reporter};
 use crate::{facts, settings};
 
 /// Everything the plan borrows, resolved.
-struct Resolved {
+pub(crate) struct Resolved {
     version: String,
     secrets: BTreeMap<String, Secret<String>>,
     registry: Option<(String, Secret<String>)>,
@@ -33,7 +33,7 @@ struct Resolved {
     nonce: String,
 }
 
-fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> {
+pub(crate) fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> {
     let version = run.version.clone().ok_or_else(|| Error::NoVersion {
         dir: std::path::PathBuf::from("."),
     })?;
@@ -93,7 +93,7 @@ fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> {
     })
 }
 
-fn build(run: &Run, resolved: &Resolved) -> Plan {
+pub(crate) fn build(run: &Run, resolved: &Resolved) -> Plan {
     let registry = resolved
         .registry
         .as_ref()

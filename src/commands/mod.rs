@@ -2,11 +2,18 @@
 //! modules, and hands text to the printer. No clap types are defined here.
 
 pub mod accessory;
+pub mod app;
+pub mod audit;
 pub mod badge;
 pub mod check;
 pub mod config;
 pub mod deploy;
+pub mod details;
 pub mod docs;
+pub mod groups;
 pub mod init;
+pub mod proxy;
+pub mod prune;
+pub mod registry;
 pub mod secrets;
 pub mod server;

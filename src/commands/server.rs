@@ -288,7 +288,7 @@ fn exec(
 
 /// Replaces this process with `argv` (so the terminal, signals and the exit status pass
 /// through, as Kamal's `exec`).
-fn exec_process(argv: &[String]) -> Result<(), Error> {
+pub fn exec_process(argv: &[String]) -> Result<(), Error> {
     use std::os::unix::process::CommandExt as _;
     let Some((program, rest)) = argv.split_first() else {
         return Err(Error::Failed {

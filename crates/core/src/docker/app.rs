@@ -708,6 +708,69 @@ pub fn deploy_command_args(
     optionize_with(options, "=")
 }
 
+/// The builders the command groups (`dhow app ...`) add to [`App`].
+impl App<'_> {
+    /// Kamal's `follow_logs`: the remote half of `app logs --follow`, run through `ssh -t`:
+    /// `<container id> | xargs docker logs [--timestamps] [--tail N] --follow 2>&1 [| grep "g"]`.
+    /// `since` is not used when following, as in Kamal.
+    pub fn follow_logs(&self, options: &LogOptions<'_>) -> Command {
+        let source = match options.container_id {
+            Some(id) => Command::from_words(["echo", id]),
+            None => self.current_running_container_id(),
+        };
+        let mut docker_logs = String::from("xargs docker logs");
+        if options.timestamps {
+            docker_logs.push_str(" --timestamps");
+        }
+        if let Some(lines) = options.lines {
+            let _ = write!(docker_logs, " --tail {lines}");
+        }
+        docker_logs.push_str(" --follow 2>&1");
+        let mut parts = vec![source, Command::new(docker_logs)];
+        if let Some(grep) = options.grep {
+            let mut text = format!("grep \"{grep}\"");
+            if let Some(grep_options) = options.grep_options {
+                text.push(' ');
+                text.push_str(grep_options);
+            }
+            parts.push(Command::new(text));
+        }
+        Command::combine(parts, "|")
+    }
+
+    /// `rm -r .kamal/proxy/apps-config/<svc>[-<dest>]`: the app's proxy files (error pages,
+    /// certificates).
+    pub fn remove_proxy_app_directory(&self) -> Command {
+        Command::from_words([
+            "rm".to_owned(),
+            "-r".to_owned(),
+            format!(
+                "{}/{}",
+                super::proxy::apps_directory(),
+                self.config.service_and_destination()
+            ),
+        ])
+    }
+}
+
+/// `docker container ls --all` of every container of the service and destination, whatever the
+/// role (Kamal's `KAMAL.app.list_containers`, an app without a role).
+pub fn list_service_containers(config: &Config) -> Command {
+    Command::from_words([
+        "docker".to_owned(),
+        "container".to_owned(),
+        "ls".to_owned(),
+        "--all".to_owned(),
+        "--filter".to_owned(),
+        format!("label=service={}", config.service),
+        "--filter".to_owned(),
+        format!(
+            "label=destination={}",
+            config.destination.as_deref().unwrap_or_default()
+        ),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -939,6 +1002,50 @@ mod tests {
         assert_eq!(
             for_exec(&app.ensure_env_directory()),
             "mkdir -p .kamal/apps/app/env/roles"
+        );
+    }
+
+    #[test]
+    fn follow_logs_and_service_containers() {
+        let config = load("servers: [1.1.1.1]\n", None);
+        let web = app(&config, "web", "999");
+        let current = "sh -c 'docker ps --latest --quiet --filter label=service=app --filter label=destination= --filter label=role=web --filter status=running --filter status=restarting --filter ancestor=$(docker image ls --filter reference=dhh/app:latest --format '\\''{{.ID}}'\\'') ; docker ps --latest --quiet --filter label=service=app --filter label=destination= --filter label=role=web --filter status=running --filter status=restarting' | head -1";
+        assert_eq!(
+            for_exec(&web.follow_logs(&LogOptions {
+                timestamps: true,
+                lines: Some(10),
+                ..LogOptions::default()
+            })),
+            format!("{current} | xargs docker logs --timestamps --tail 10 --follow 2>&1")
+        );
+        assert_eq!(
+            for_exec(&web.follow_logs(&LogOptions {
+                container_id: Some("abc123"),
+                grep: Some("hey"),
+                grep_options: Some("-i"),
+                ..LogOptions::default()
+            })),
+            "echo abc123 | xargs docker logs --follow 2>&1 | grep \"hey\" -i"
+        );
+        assert_eq!(
+            for_exec(&web.remove_proxy_app_directory()),
+            "rm -r .kamal/proxy/apps-config/app"
+        );
+        assert_eq!(
+            for_exec(&list_service_containers(&config)),
+            "docker container ls --all --filter label=service=app --filter label=destination="
+        );
+        let staging = load(
+            "servers: [1.1.1.1]\n",
+            Some(("staging", "env: {clear: {A: b}}\n")),
+        );
+        assert_eq!(
+            for_exec(&list_service_containers(&staging)),
+            "docker container ls --all --filter label=service=app --filter label=destination=staging"
+        );
+        assert_eq!(
+            for_exec(&app(&staging, "web", "999").remove_proxy_app_directory()),
+            "rm -r .kamal/proxy/apps-config/app-staging"
         );
     }
 }

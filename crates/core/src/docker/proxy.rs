@@ -265,6 +265,185 @@ pub fn older_than_minimum(version: &str) -> bool {
     parse(version) < parse(MINIMUM_VERSION)
 }
 
+/// `docker logs kamal-proxy [--timestamps] --tail 10 --follow 2>&1 [| grep "g" [opts]]`: the
+/// remote half of `proxy logs --follow`, run through `ssh -t`.
+pub fn follow_logs(timestamps: bool, grep: Option<&str>, grep_options: Option<&str>) -> Command {
+    let mut docker = Command::from_words(["docker", "logs", CONTAINER]);
+    if timestamps {
+        docker = docker.arg("--timestamps");
+    }
+    docker = docker.args(["--tail", "10", "--follow", "2>&1"]);
+    match grep {
+        Some(grep) => {
+            let mut text = format!("grep \"{grep}\"");
+            if let Some(options) = grep_options {
+                text.push(' ');
+                text.push_str(options);
+            }
+            Command::combine([docker, Command::new(text)], "|")
+        }
+        None => docker,
+    }
+}
+
+/// The legacy boot-config files under `.kamal/proxy` that `proxy boot_config set` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootFile {
+    Options,
+    Image,
+    ImageVersion,
+    RunCommand,
+}
+
+impl BootFile {
+    /// Every file, in the order `boot_config set`/`reset` handle them.
+    pub const ALL: [BootFile; 4] = [
+        BootFile::Options,
+        BootFile::Image,
+        BootFile::ImageVersion,
+        BootFile::RunCommand,
+    ];
+
+    /// `.kamal/proxy/<name>`.
+    pub fn path(self) -> String {
+        let name = match self {
+            BootFile::Options => "options",
+            BootFile::Image => "image",
+            BootFile::ImageVersion => "image_version",
+            BootFile::RunCommand => "run_command",
+        };
+        format!("{}/{name}", host_directory())
+    }
+
+    /// `rm .kamal/proxy/<name>` (Kamal's `reset_boot_options`, `reset_image`, ...).
+    pub fn reset(self) -> Command {
+        Command::from_words(["rm".to_owned(), self.path()])
+    }
+}
+
+/// What `proxy boot_config set` was given (Kamal's defaults: publish on, 80/443, `10m`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootConfigSet {
+    pub publish: bool,
+    pub publish_host_ips: Vec<String>,
+    pub http_port: u16,
+    pub https_port: u16,
+    pub log_max_size: String,
+    pub registry: Option<String>,
+    pub repository: Option<String>,
+    pub image_version: Option<String>,
+    pub metrics_port: Option<u16>,
+    pub debug: bool,
+    pub docker_options: Vec<String>,
+}
+
+impl Default for BootConfigSet {
+    fn default() -> Self {
+        Self {
+            publish: true,
+            publish_host_ips: Vec::new(),
+            http_port: 80,
+            https_port: 443,
+            log_max_size: "10m".to_owned(),
+            registry: None,
+            repository: None,
+            image_version: None,
+            metrics_port: None,
+            debug: false,
+            docker_options: Vec::new(),
+        }
+    }
+}
+
+/// The contents `boot_config set` leaves in each boot file: `Some(text)` to upload, `None` to
+/// remove the file (the value is Kamal's default, which the legacy `docker run` falls back to).
+/// A publish IP that is not an IPv4 or IPv6 address is refused, as Kamal does.
+pub fn boot_config_files(set: &BootConfigSet) -> Result<Vec<(BootFile, Option<String>)>, String> {
+    let mut options = Vec::new();
+    if set.publish {
+        let ips: Vec<Option<String>> = if set.publish_host_ips.is_empty() {
+            vec![None]
+        } else {
+            let mut ips = Vec::new();
+            for ip in &set.publish_host_ips {
+                let bare = ip.trim_start_matches('[').trim_end_matches(']');
+                match bare.parse::<std::net::IpAddr>() {
+                    Ok(std::net::IpAddr::V6(_)) if !ip.starts_with('[') => {
+                        ips.push(Some(format!("[{ip}]")));
+                    }
+                    Ok(std::net::IpAddr::V4(_)) if ip == bare => ips.push(Some(ip.clone())),
+                    Ok(std::net::IpAddr::V6(_)) => ips.push(Some(ip.clone())),
+                    _ => return Err(format!("Invalid publish IP address: {ip}")),
+                }
+            }
+            ips
+        };
+        let publish: Vec<String> = ips
+            .iter()
+            .map(|ip| {
+                let prefix = ip.as_ref().map(|ip| format!("{ip}:")).unwrap_or_default();
+                format!(
+                    "--publish {prefix}{}:80 --publish {prefix}{}:443",
+                    set.http_port, set.https_port
+                )
+            })
+            .collect();
+        options.push(publish.join(" "));
+    }
+    if !set.log_max_size.is_empty() {
+        options.push("--log-opt".to_owned());
+        options.push(format!("max-size={}", set.log_max_size));
+    }
+    if let Some(port) = set.metrics_port {
+        options.push(format!("--expose={port}"));
+    }
+    options.extend(
+        set.docker_options
+            .iter()
+            .map(|option| format!("--{option}")),
+    );
+    let options = options.join(" ");
+    let default_options = "--publish 80:80 --publish 443:443 --log-opt max-size=10m";
+
+    let image = [
+        set.registry.clone().filter(|r| !r.is_empty()),
+        Some(
+            set.repository
+                .clone()
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "basecamp".to_owned()),
+        ),
+        Some("kamal-proxy".to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("/");
+
+    let mut run_options = Vec::new();
+    if set.debug {
+        run_options.push("--debug".to_owned());
+    }
+    if let Some(port) = set.metrics_port {
+        run_options.push(format!("--metrics-port \"{port}\""));
+    }
+    let run_command =
+        (!run_options.is_empty()).then(|| format!("kamal-proxy run {}", run_options.join(" ")));
+
+    Ok(vec![
+        (
+            BootFile::Options,
+            (options != default_options).then_some(options),
+        ),
+        (
+            BootFile::Image,
+            (image != "basecamp/kamal-proxy").then_some(image),
+        ),
+        (BootFile::ImageVersion, set.image_version.clone()),
+        (BootFile::RunCommand, run_command),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +530,89 @@ mod tests {
         assert!(older_than_minimum("v0.8.7"));
         assert!(!older_than_minimum("v0.9.2"));
         assert!(!older_than_minimum("v0.10.0"));
+    }
+
+    #[test]
+    fn follow_logs_commands() {
+        assert_eq!(
+            for_exec(&follow_logs(true, None, None)),
+            "docker logs kamal-proxy --timestamps --tail 10 --follow 2>&1"
+        );
+        assert_eq!(
+            for_exec(&follow_logs(false, Some("hey"), Some("-i"))),
+            "docker logs kamal-proxy --tail 10 --follow 2>&1 | grep \"hey\" -i"
+        );
+    }
+
+    #[test]
+    fn boot_config_files_and_resets() {
+        assert_eq!(
+            for_exec(&boot_config()),
+            "echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || echo \"basecamp/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\")"
+        );
+        let resets: Vec<String> = BootFile::ALL
+            .iter()
+            .map(|file| for_exec(&file.reset()))
+            .collect();
+        assert_eq!(
+            resets,
+            [
+                "rm .kamal/proxy/options",
+                "rm .kamal/proxy/image",
+                "rm .kamal/proxy/image_version",
+                "rm .kamal/proxy/run_command"
+            ]
+        );
+        assert_eq!(for_exec(&ensure_proxy_directory()), "mkdir -p .kamal/proxy");
+
+        // The defaults write nothing: every file is removed.
+        let defaults = boot_config_files(&BootConfigSet::default()).expect("valid");
+        assert!(defaults.iter().all(|(_, contents)| contents.is_none()));
+
+        let custom = boot_config_files(&BootConfigSet {
+            publish_host_ips: vec!["127.0.0.1".to_owned(), "::1".to_owned()],
+            http_port: 8080,
+            https_port: 8443,
+            log_max_size: "100m".to_owned(),
+            registry: Some("registry:4443".to_owned()),
+            repository: Some("dhow".to_owned()),
+            image_version: Some("v0.9.3".to_owned()),
+            metrics_port: Some(9090),
+            debug: true,
+            docker_options: vec!["sysctl net.ipv4.ip_unprivileged_port_start=0".to_owned()],
+            ..BootConfigSet::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            custom,
+            vec![
+                (
+                    BootFile::Options,
+                    Some("--publish 127.0.0.1:8080:80 --publish 127.0.0.1:8443:443 --publish [::1]:8080:80 --publish [::1]:8443:443 --log-opt max-size=100m --expose=9090 --sysctl net.ipv4.ip_unprivileged_port_start=0".to_owned())
+                ),
+                (BootFile::Image, Some("registry:4443/dhow/kamal-proxy".to_owned())),
+                (BootFile::ImageVersion, Some("v0.9.3".to_owned())),
+                (
+                    BootFile::RunCommand,
+                    Some("kamal-proxy run --debug --metrics-port \"9090\"".to_owned())
+                ),
+            ]
+        );
+        let unpublished = boot_config_files(&BootConfigSet {
+            publish: false,
+            ..BootConfigSet::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            unpublished[0],
+            (BootFile::Options, Some("--log-opt max-size=10m".to_owned()))
+        );
+        assert_eq!(
+            boot_config_files(&BootConfigSet {
+                publish_host_ips: vec!["example.com".to_owned()],
+                ..BootConfigSet::default()
+            }),
+            Err("Invalid publish IP address: example.com".to_owned())
+        );
     }
 }

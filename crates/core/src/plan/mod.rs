@@ -106,6 +106,9 @@ pub enum Action {
         current: Command,
         stop: Command,
     },
+    /// When `probe` prints something, run `command`; its failure is ignored (`app stop` takes
+    /// the role out of the proxy only when a container is running).
+    TryIfFound { probe: Command, command: Command },
 }
 
 impl Action {
@@ -129,6 +132,7 @@ impl Action {
                 rename,
             } => vec![probe, audit, rename],
             Action::ProxyDeploy { probe, deploy } => vec![probe, deploy],
+            Action::TryIfFound { probe, command } => vec![probe, command],
             Action::StopStale {
                 list,
                 current,
@@ -748,6 +752,14 @@ fn render_step(out: &mut String, step: &Step) {
         }
         Action::StopOld(command) => {
             let _ = writeln!(out, "    {}  (if a version was running)", for_log(command));
+        }
+        Action::TryIfFound { probe, command } => {
+            let _ = writeln!(out, "    {}", for_log(probe));
+            let _ = writeln!(
+                out,
+                "      if it prints something: {}  (failure ignored)",
+                for_log(command)
+            );
         }
         Action::StopStale {
             list,
