@@ -5,6 +5,7 @@
 pub mod accessory;
 pub mod app;
 pub mod audit;
+pub mod builder;
 pub mod lock;
 pub mod proxy;
 pub mod prune;
