@@ -139,6 +139,10 @@ pub enum Command {
     /// digest), in GitHub Actions or given the repository and a token in the environment: its
     /// image is pulled by the recorded digest and deployed again.
     Rollback(RollbackArgs),
+    /// Build the app image and push it, pull it on the hosts, adopt an image built elsewhere, or
+    /// manage the buildx builder.
+    #[command(subcommand)]
+    Build(BuildCommand),
 
     /// Manage accessories (databases, caches, search) on their hosts, as Kamal does.
     #[command(subcommand)]
@@ -258,12 +262,54 @@ pub enum ServerCommand {
     Bootstrap,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum BuildCommand {
+    /// Build and push the app image, then pull it on the servers.
+    Deliver(BuildPushArgs),
+    /// Build the app image on this machine and push it to the registry (`docker buildx build`,
+    /// or `docker build` + `docker push` where the buildx plugin is missing).
+    Push(BuildPushArgs),
+    /// Pull the app image on the servers and check its service label.
+    Pull,
+    /// Create the buildx builder (and the docker context of a remote builder).
+    Create,
+    /// Remove the buildx builder (and the docker context of a remote builder).
+    Remove,
+    /// Show the builder: `docker context ls` and `docker buildx ls`.
+    Details,
+    /// Adopt an image built elsewhere (a tag or `@sha256:` digest): pull it, add the service
+    /// label if it lacks it, tag it as this version and latest, push; prints the digest.
+    Adopt {
+        /// The image, e.g. `ghcr.io/acme/app:sha-1234` or `ghcr.io/acme/app@sha256:...`.
+        reference: String,
+    },
+}
+
+/// Options of `dhow build push` and `dhow build deliver`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildPushArgs {
+    /// Exported type for the build result, any type `buildx --output` supports (without buildx:
+    /// `registry` or `docker`).
+    #[arg(long = "output", default_value = "registry", value_name = "TYPE")]
+    pub export: String,
+    /// Build without Docker's build cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+}
+
 /// Options of `dhow deploy`.
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
     /// Skip the image build and push: deploy an image already in the registry.
     #[arg(short = 'P', long = "skip-push")]
     pub skip_push: bool,
+    /// Deploy an image built elsewhere instead of building: pull REF (a tag or `@sha256:`
+    /// digest), add the service label if missing, tag it as this version and latest, push.
+    #[arg(long = "image", value_name = "REF", conflicts_with = "skip_push")]
+    pub image: Option<String>,
+    /// Build without Docker's build cache.
+    #[arg(long = "no-cache", conflicts_with_all = ["skip_push", "image"])]
+    pub no_cache: bool,
     /// Print the plan instead of running it (same as `dhow plan`).
     #[arg(long = "dry-run")]
     pub dry_run: bool,

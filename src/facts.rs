@@ -28,6 +28,16 @@ pub fn git_revision(dir: &Path) -> Option<String> {
     git(dir, &["rev-parse", "HEAD"]).filter(|sha| !sha.is_empty())
 }
 
+/// `git rev-parse --show-toplevel`: the root of the work tree.
+pub fn git_root(dir: &Path) -> Option<String> {
+    git(dir, &["rev-parse", "--show-toplevel"]).filter(|root| !root.is_empty())
+}
+
+/// `git status --porcelain`, trimmed (empty when clean).
+pub fn git_status(dir: &Path) -> String {
+    git(dir, &["status", "--porcelain"]).unwrap_or_default()
+}
+
 /// Whether `git status --porcelain` reports anything.
 pub fn git_uncommitted_changes(dir: &Path) -> bool {
     git(dir, &["status", "--porcelain"]).is_some_and(|status| !status.is_empty())

@@ -1,6 +1,7 @@
 //! The `dhow` binary: parses the command line, runs the command, maps errors to exit codes.
 
 mod actions;
+mod build;
 mod cli;
 mod commands;
 mod deploy;
@@ -76,6 +77,7 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Registry(command) => commands::registry::run(&command, &cli.global, printer),
         Command::Audit { dry_run } => commands::audit::run(&cli.global, printer, dry_run),
         Command::Details { dry_run } => commands::details::run(&cli.global, printer, dry_run),
+        Command::Build(command) => commands::build::run(command, &cli.global, printer),
     }
 }
 

@@ -96,7 +96,7 @@ fn plan_lists_hosts_roles_and_commands_in_kamals_order_with_secrets_redacted() {
 }
 
 #[test]
-fn deploy_dry_run_prints_the_plan_and_deploy_needs_skip_push() {
+fn deploy_dry_run_prints_the_plan_and_deploy_checks_image_references() {
     let dir = app();
     let dry = plan_text(&dhow(dir.path(), &["deploy", "-P", "--dry-run"]));
     let plan = plan_text(&dhow(dir.path(), &["plan"]));
@@ -112,7 +112,16 @@ fn deploy_dry_run_prints_the_plan_and_deploy_needs_skip_push() {
     assert_eq!(dry.lines().count(), plan.lines().count());
     assert!(dry.contains("docker pull ghcr.io/acme/shop:v7"));
 
-    let output = dhow(dir.path(), &["deploy"]);
+    // `--image` adopts an image built elsewhere: it cannot go with --skip-push, and a reference
+    // docker would not accept is refused before anything runs.
+    let output = dhow(dir.path(), &["deploy", "-P", "--image", "acme/shop:v1"]);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("--skip-push"));
+    let output = dhow(dir.path(), &["deploy", "--image", "acme/shop:v1;reboot"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("not an image reference: \"acme/shop:v1;reboot\""),
+        "{}",
+        text(&output.stderr)
+    );
 }

@@ -1,6 +1,7 @@
-//! `dhow deploy --skip-push` and `dhow plan` (also `deploy --dry-run`): resolves the version,
+//! `dhow deploy` and `dhow plan` (also `deploy --dry-run`): resolves the version,
 //! the secrets the roles' env files need and the registry credentials, builds the deploy plan,
-//! and either prints it (redacted) or runs it over the hosts with events to a reporter.
+//! and either prints it (redacted) or runs it over the hosts with events to a reporter, after
+//! building and pushing the image here (or adopting one with `--image`) unless `--skip-push`.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -132,6 +133,37 @@ pub fn show_plan(global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
     Ok(())
 }
 
+/// Builds (or, with `--image`, adopts) and pushes the image unless `--skip-push`; returns the
+/// `build`/`push` timings; a failure ends the run's events.
+fn deliver(
+    args: &DeployArgs,
+    run: &Run,
+    emit: crate::build::Emit<'_>,
+    started: Instant,
+) -> Result<Vec<dhow_core::event::Timing>, Error> {
+    if args.skip_push {
+        return Ok(Vec::new());
+    }
+    let source = match &args.image {
+        Some(reference) => super::build::Source::Adopt(reference),
+        None => super::build::Source::Build {
+            output: "registry",
+            no_cache: args.no_cache,
+        },
+    };
+    match super::build::deliver_image(run, source, emit) {
+        Ok(pushed) => Ok(pushed.timings),
+        Err(error) => {
+            emit(Event::RunFinished {
+                succeeded: false,
+                elapsed: started.elapsed(),
+                timings: Vec::new(),
+            });
+            Err(error)
+        }
+    }
+}
+
 /// `dhow deploy`.
 pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
     run_deploy(args, global, printer, None)
@@ -180,6 +212,8 @@ pub fn rollback_from_ledger(
         })?;
     let args = DeployArgs {
         skip_push: true,
+        image: None,
+        no_cache: false,
         dry_run: false,
         output,
     };
@@ -198,11 +232,6 @@ fn run_deploy(
 ) -> Result<(), Error> {
     if args.dry_run {
         return show_plan(global, printer);
-    }
-    if !args.skip_push {
-        return Err(Error::Usage {
-            message: "dhow deploy builds nothing yet: push the image first and deploy it with --skip-push (-P)".to_owned(),
-        });
     }
     let env = settings::environment();
     let format = match args.output {
@@ -334,6 +363,16 @@ fn run_deploy(
         command: "deploy".to_owned(),
         hosts: plan.hosts.clone(),
     });
+    // Kamal's `build deliver` before the lock: build (or adopt) and push here; the plan pulls.
+    let build_timings = match deliver(args, &run, &emit, started) {
+        Ok(timings) => timings,
+        Err(error) => {
+            if let Some(ci) = &ci {
+                ci.fail_early(&error);
+            }
+            return Err(error);
+        }
+    };
     let runtime = runtime()?;
     let pre_deploy = || -> Result<(), String> {
         run.hooks()
@@ -458,7 +497,11 @@ fn run_deploy(
         emit(Event::RunFinished {
             succeeded: result.is_ok(),
             elapsed,
-            timings: result.as_ref().map(Clone::clone).unwrap_or_default(),
+            timings: build_timings
+                .iter()
+                .cloned()
+                .chain(result.as_ref().map(Clone::clone).unwrap_or_default())
+                .collect(),
         });
         if let Some(ci) = &ci {
             let ending = match &result {

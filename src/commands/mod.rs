@@ -5,6 +5,7 @@ pub mod accessory;
 pub mod app;
 pub mod audit;
 pub mod badge;
+pub mod build;
 pub mod check;
 pub mod config;
 pub mod deploy;

@@ -307,6 +307,10 @@ impl Reporter for GitHubReporter {
                 elapsed,
                 outcome,
             } => self.step_finished(step, host.as_deref(), *elapsed, outcome),
+            Event::ImagePushed { image, digest, .. } => self.line(&match digest {
+                Some(digest) => format!("Pushed {image} ({digest})"),
+                None => format!("Pushed {image}"),
+            }),
             Event::Warning { message } => {
                 self.facts.warnings.push(self.redact(message));
                 let _ = self.log.warning(message, &Annotation::default());

@@ -70,6 +70,13 @@ pub fn render(event: &Event) -> (bool, String) {
             )
         }
         Event::Warning { message } => (false, format!("warning: {message}")),
+        Event::ImagePushed { image, digest, .. } => (
+            false,
+            match digest {
+                Some(digest) => format!("Pushed {image} ({digest})"),
+                None => format!("Pushed {image}"),
+            },
+        ),
         Event::RunFinished {
             succeeded,
             elapsed,

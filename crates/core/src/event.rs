@@ -52,6 +52,13 @@ pub enum Event {
     },
     /// Something the user should know that is not a failure.
     Warning { message: String },
+    /// The app image is in the registry (built and pushed, or adopted): its version tag, every
+    /// tag pushed, and the registry's digest (`sha256:...`) when it could be read.
+    ImagePushed {
+        image: String,
+        tags: Vec<String>,
+        digest: Option<String>,
+    },
     /// A command of dhow ended; `timings` is the breakdown by phase.
     RunFinished {
         succeeded: bool,
@@ -76,6 +83,19 @@ fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_pushed_carries_the_digest() {
+        let event = Event::ImagePushed {
+            image: "r/app:v1".to_owned(),
+            tags: vec!["r/app:v1".to_owned(), "r/app:latest".to_owned()],
+            digest: Some("sha256:ab".to_owned()),
+        };
+        assert_eq!(
+            serde_json::to_string(&event).expect("json"),
+            r#"{"event":"image_pushed","image":"r/app:v1","tags":["r/app:v1","r/app:latest"],"digest":"sha256:ab"}"#
+        );
+    }
 
     #[test]
     fn serializes_as_tagged_json() {

@@ -338,6 +338,16 @@ impl<'a> Builder<'a> {
         words.into_iter().map(Token::Plain).collect()
     }
 
+    /// `builder.dockerfile` (`Dockerfile`), relative to the directory dhow runs in.
+    pub fn dockerfile(&self) -> &str {
+        &self.config.builder.dockerfile
+    }
+
+    /// Kamal builds from a clean git clone unless `builder.context` is set.
+    pub fn context_is_set(&self) -> bool {
+        self.config.builder.context.is_some()
+    }
+
     /// `builder.context`, or `.` (with the default git-clone build, `.` of the clone).
     pub fn context(&self) -> String {
         self.config
