@@ -130,8 +130,9 @@ pub enum Command {
     /// Show the merged configuration as Kamal prints it, secrets redacted.
     Config,
 
-    /// Deploy the app: pull the image on every host, boot the new version role by role
-    /// (primary role first), stop the old one, prune; under the deploy lock.
+    /// Deploy the app: build and push the image here (or adopt one with --image; -P skips this),
+    /// pull it on every host, boot the new version role by role (primary role first), stop the
+    /// old one, prune; under the deploy lock.
     Deploy(DeployArgs),
 
     /// Roll back to the previous successful deployment of the environment recorded in GitHub
