@@ -7,23 +7,31 @@ use super::scope::{RUN_DIRECTORY, Scope};
 use crate::cmd::Command;
 
 /// Who took the lock, when, for which version and why. `recorded_at` is UTC ISO 8601.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `run_url` (the CI run that holds the lock) adds a fourth line, `Run: <url>`, after Kamal's
+/// three; Kamal's `lock status` prints it like the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LockDetails {
     pub locked_by: String,
     pub recorded_at: String,
     pub version: String,
     pub message: String,
+    pub run_url: Option<String>,
 }
 
 impl LockDetails {
     /// The decoded text Kamal writes (and `lock status` prints).
     pub fn text(&self) -> String {
-        format!(
+        let mut text = format!(
             "Locked by: {} at {}\nVersion: {}\nMessage: {}",
             self.locked_by, self.recorded_at, self.version, self.message
         )
         .trim()
-        .to_owned()
+        .to_owned();
+        if let Some(url) = &self.run_url {
+            text.push_str("\nRun: ");
+            text.push_str(url);
+        }
+        text
     }
 }
 
@@ -147,6 +155,7 @@ mod tests {
             recorded_at: "2026-11-25T13:00:00Z".to_owned(),
             version: "123".to_owned(),
             message: "Automatic deploy lock \"quoted\"".to_owned(),
+            run_url: None,
         };
         let rendered = for_exec(&acquire(&scope(), &details));
         assert!(rendered.is_ascii(), "{rendered}");
@@ -163,6 +172,21 @@ mod tests {
         assert_eq!(
             String::from_utf8(decoded).expect("utf-8"),
             "Locked by: Дэвид at 2026-11-25T13:00:00Z\nVersion: 123\nMessage: Automatic deploy lock \"quoted\""
+        );
+    }
+
+    #[test]
+    fn a_ci_run_url_is_a_fourth_line() {
+        let details = LockDetails {
+            locked_by: "octocat".to_owned(),
+            recorded_at: "2026-11-25T13:00:00Z".to_owned(),
+            version: "abc".to_owned(),
+            message: "Automatic deploy lock".to_owned(),
+            run_url: Some("https://github.com/o/r/actions/runs/42".to_owned()),
+        };
+        assert_eq!(
+            details.text(),
+            "Locked by: octocat at 2026-11-25T13:00:00Z\nVersion: abc\nMessage: Automatic deploy lock\nRun: https://github.com/o/r/actions/runs/42"
         );
     }
 

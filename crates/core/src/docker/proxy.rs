@@ -253,6 +253,21 @@ pub fn remove_proxy_directory() -> Command {
     Command::from_words(["rm".to_owned(), "-r".to_owned(), host_directory()])
 }
 
+/// `rm -r .kamal/proxy/apps-config/<svc>[-<dest>]`: the app's error pages and TLS files.
+pub fn remove_app_directory(service_and_destination: &str) -> Command {
+    Command::from_words([
+        "rm".to_owned(),
+        "-r".to_owned(),
+        format!("{}/{service_and_destination}", apps_directory()),
+    ])
+}
+
+/// `docker volume rm kamal-proxy-config`: the proxy's state, once no proxy is left to use it
+/// (Kamal's `proxy remove` leaves the volume behind).
+pub fn remove_config_volume() -> Command {
+    Command::from_words(["docker", "volume", "rm", "kamal-proxy-config"])
+}
+
 /// Whether the running proxy's version (e.g. `v0.9.1`) is older than the minimum Kamal accepts.
 pub fn older_than_minimum(version: &str) -> bool {
     let parse = |text: &str| -> Vec<u64> {
@@ -522,6 +537,18 @@ mod tests {
             "mkdir -p .kamal/proxy/apps-config"
         );
         assert_eq!(for_exec(&remove_proxy_directory()), "rm -r .kamal/proxy");
+    }
+
+    #[test]
+    fn remove_app_directory_and_config_volume() {
+        assert_eq!(
+            for_exec(&remove_app_directory("app-staging")),
+            "rm -r .kamal/proxy/apps-config/app-staging"
+        );
+        assert_eq!(
+            for_exec(&remove_config_volume()),
+            "docker volume rm kamal-proxy-config"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Deploy plans as data: the ordered steps per host of `deploy --skip-push` in Kamal 2.11's
 //! order (pull, lock, proxy boot, stale containers, per-role app boot with the primary-role
 //! barrier, tag latest, prune, unlock), built from a validated config and resolved values, and
-//! their redacted rendering for `dhow plan` / `--dry-run`.
+//! their redacted rendering for `dhow plan` / `--dry-run`. The other lifecycle commands
+//! (`setup`, `redeploy`, `rollback`, `remove`, the `lock` group) build theirs in sibling files
+//! from the same stages.
 //!
 //! Some commands depend on what an earlier command printed on the host (the container id for
 //! the proxy, the version that was running before). They hold a placeholder
@@ -10,11 +12,23 @@
 
 pub mod accessory;
 mod env_file;
+mod lock_group;
+mod redeploy;
+mod remove;
+mod rollback;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use env_file::{env_file_contents, escape_env_file_value};
+pub use lock_group::{LockAction, lock_plan, render_lock};
+pub use redeploy::redeploy;
+pub use remove::remove;
+pub use rollback::{
+    digest_of, image_versions, missing_version_message, rollback, versions_with_digest,
+};
+pub use setup::setup;
 
 use crate::Secret;
 use crate::cmd::{Command, Token, for_log};
@@ -40,6 +54,8 @@ pub enum Phase {
     Proxy,
     Boot,
     Prune,
+    Bootstrap,
+    Remove,
 }
 
 impl Phase {
@@ -51,6 +67,8 @@ impl Phase {
             Phase::Proxy => "proxy",
             Phase::Boot => "boot",
             Phase::Prune => "prune",
+            Phase::Bootstrap => "bootstrap",
+            Phase::Remove => "remove",
         }
     }
 }
@@ -109,6 +127,33 @@ pub enum Action {
     /// When `probe` prints something, run `command`; its failure is ignored (`app stop` takes
     /// the role out of the proxy only when a container is running).
     TryIfFound { probe: Command, command: Command },
+    /// Fail the host with `missing` when `probe` prints nothing (rollback's version check).
+    Require { probe: Command, missing: String },
+    /// Run `then` when `count` prints 0; otherwise report `otherwise` and go on (the proxy is
+    /// removed only when no other app uses it).
+    IfZero {
+        count: Command,
+        then: Vec<Step>,
+        otherwise: String,
+    },
+    /// Kamal's `server bootstrap` on one host: Docker installed where it is missing.
+    EnsureDocker(Bootstrap),
+}
+
+/// The commands of `server bootstrap` (Kamal's `commands/docker.rb`), in the order they may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// `docker -v`: success means nothing to do.
+    pub installed: Command,
+    /// Root or passwordless sudo.
+    pub superuser: Command,
+    /// The get.docker.com installer.
+    pub install: Command,
+    pub root: Command,
+    pub in_docker_group: Command,
+    pub add_to_docker_group: Command,
+    /// Drops the SSH session so the new group applies.
+    pub refresh_session: Command,
 }
 
 impl Action {
@@ -138,6 +183,19 @@ impl Action {
                 current,
                 stop,
             } => vec![list, current, stop],
+            Action::Require { probe, .. } => vec![probe],
+            Action::IfZero { count, then, .. } => std::iter::once(count)
+                .chain(then.iter().flat_map(|step| step.action.commands()))
+                .collect(),
+            Action::EnsureDocker(bootstrap) => vec![
+                &bootstrap.installed,
+                &bootstrap.superuser,
+                &bootstrap.install,
+                &bootstrap.root,
+                &bootstrap.in_docker_group,
+                &bootstrap.add_to_docker_group,
+                &bootstrap.refresh_session,
+            ],
         }
     }
 }
@@ -195,6 +253,21 @@ pub struct Stage {
     pub pause_after: u64,
     /// A boot group: the `pre-app-boot` and `post-app-boot` hooks run around it.
     pub app_boot_hooks: bool,
+    /// A local hook to run after the stage succeeded (`docker-setup` after the bootstrap).
+    pub after_hook: Option<String>,
+}
+
+impl Stage {
+    fn new(label: impl Into<String>, phase: Phase, hosts: Vec<HostSteps>) -> Self {
+        Self {
+            label: label.into(),
+            phase,
+            hosts,
+            pause_after: 0,
+            app_boot_hooks: false,
+            after_hook: None,
+        }
+    }
 }
 
 /// The deploy lock around the locked stages.
@@ -210,9 +283,11 @@ pub struct LockPlan {
     pub release: Command,
 }
 
-/// A whole deploy.
+/// A whole deploy (or setup, redeploy, rollback, remove).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The first line of the rendering, e.g. `Deploy app version v1`.
+    pub title: String,
     pub service: String,
     pub version: String,
     pub hosts: Vec<String>,
@@ -221,8 +296,13 @@ pub struct Plan {
     /// Stages before the lock (pull).
     pub before_lock: Vec<Stage>,
     pub lock: LockPlan,
+    /// Stages under the lock that run before the pre-deploy hook (rollback's version check,
+    /// setup's bootstrap and pull).
+    pub checks: Vec<Stage>,
     /// Stages under the lock.
     pub locked: Vec<Stage>,
+    /// The audit line written on every host when a signal interrupts the run.
+    pub interrupted: Command,
 }
 
 /// Everything a deploy plan is built from.
@@ -241,73 +321,152 @@ pub struct DeployInput<'a> {
     pub nonce: &'a str,
 }
 
+/// What every lifecycle plan derives from its input.
+struct Parts<'a> {
+    scope: Scope,
+    roles: Vec<&'a Role>,
+    /// Selected hosts that run some selected role.
+    app_hosts: Vec<String>,
+    /// Selected hosts that run the proxy.
+    proxy_hosts: Vec<String>,
+    login: Option<Command>,
+    image: String,
+}
+
+impl<'a> Parts<'a> {
+    fn new(input: &DeployInput<'a>) -> Self {
+        let config = input.config;
+        let selection = input.selection;
+        Self {
+            scope: Scope::new(
+                &config.service,
+                config.destination.as_deref(),
+                &config.repository(),
+            ),
+            roles: selection
+                .roles
+                .iter()
+                .filter_map(|name| config.role(name))
+                .collect(),
+            app_hosts: selection
+                .hosts
+                .iter()
+                .filter(|host| !selection.roles_on(config, host).is_empty())
+                .cloned()
+                .collect(),
+            proxy_hosts: config
+                .proxy_hosts()
+                .into_iter()
+                .filter(|host| selection.hosts.contains(host))
+                .collect(),
+            login: input.registry.map(|(user, password)| {
+                registry::login(config.registry.server.as_deref(), user, password)
+            }),
+            image: config.absolute_image(input.version),
+        }
+    }
+
+    /// The lock: `mkdir -p .kamal` on every selected host, the lock on the primary one.
+    fn lock(&self, input: &DeployInput<'_>) -> LockPlan {
+        LockPlan {
+            hosts: input.selection.hosts.clone(),
+            ensure: server::ensure_run_directory(),
+            primary: input.selection.primary_host.clone(),
+            acquire: lock::acquire(&self.scope, input.lock),
+            status: lock::status(&self.scope),
+            release: lock::release(&self.scope),
+        }
+    }
+
+    /// The audit line written when a signal stops `what` (e.g. `deploy of version v2`).
+    fn interrupted(&self, input: &DeployInput<'_>, what: &str) -> Command {
+        audit::record(
+            &self.scope,
+            input.tags,
+            &format!("Interrupted {what} by a signal"),
+        )
+    }
+
+    fn plan(
+        &self,
+        input: &DeployInput<'_>,
+        title: String,
+        interrupted: &str,
+        stages: Stages,
+    ) -> Plan {
+        Plan {
+            title,
+            service: input.config.service.clone(),
+            version: input.version.to_owned(),
+            hosts: input.selection.hosts.clone(),
+            roles: input.selection.roles.clone(),
+            primary_role: input.selection.primary_role.clone(),
+            before_lock: stages.before_lock,
+            lock: self.lock(input),
+            checks: stages.checks,
+            locked: stages.locked,
+            interrupted: self.interrupted(input, interrupted),
+        }
+    }
+}
+
+/// The stages of a plan, by where they run relative to the lock and the pre-deploy hook.
+#[derive(Default)]
+struct Stages {
+    before_lock: Vec<Stage>,
+    checks: Vec<Stage>,
+    locked: Vec<Stage>,
+}
+
 /// Builds the plan of `deploy --skip-push`.
 pub fn deploy(input: &DeployInput<'_>) -> Plan {
+    let parts = Parts::new(input);
+    let mut locked = vec![
+        proxy_stage(input, &parts.proxy_hosts, parts.login.as_ref()),
+        stale_stage(input, &parts.app_hosts),
+    ];
+    locked.extend(boot_stages(input, &parts.scope, &parts.app_hosts));
+    locked.push(tag_stage(input, &parts));
+    locked.push(prune_stage(input, &parts.scope));
+    parts.plan(
+        input,
+        format!("Deploy {} version {}", input.config.service, input.version),
+        &format!("deploy of version {}", input.version),
+        Stages {
+            before_lock: vec![pull_stage(
+                input,
+                &parts.scope,
+                &parts.app_hosts,
+                parts.login.as_ref(),
+                &parts.image,
+            )],
+            checks: Vec::new(),
+            locked,
+        },
+    )
+}
+
+/// Kamal's last step of `app boot`: tag the booted version as `latest[-dest]` on every app host.
+fn tag_stage(input: &DeployInput<'_>, parts: &Parts<'_>) -> Stage {
     let config = input.config;
-    let selection = input.selection;
-    let scope = Scope::new(
-        &config.service,
-        config.destination.as_deref(),
-        &config.repository(),
-    );
-    let roles: Vec<&Role> = selection
-        .roles
-        .iter()
-        .filter_map(|name| config.role(name))
-        .collect();
-    let app_hosts: Vec<String> = selection
-        .hosts
-        .iter()
-        .filter(|host| !selection.roles_on(config, host).is_empty())
-        .cloned()
-        .collect();
-    let proxy_hosts: Vec<String> = config
-        .proxy_hosts()
-        .into_iter()
-        .filter(|host| selection.hosts.contains(host))
-        .collect();
-    let login = input
-        .registry
-        .map(|(user, password)| registry::login(config.registry.server.as_deref(), user, password));
-
-    let image = config.absolute_image(input.version);
-    let pull = pull_stage(input, &scope, &app_hosts, login.as_ref(), &image);
-
-    let lock = LockPlan {
-        hosts: selection.hosts.clone(),
-        ensure: server::ensure_run_directory(),
-        primary: selection.primary_host.clone(),
-        acquire: lock::acquire(&scope, input.lock),
-        status: lock::status(&scope),
-        release: lock::release(&scope),
-    };
-
-    let mut locked = Vec::new();
-    locked.push(proxy_stage(input, &proxy_hosts, login.as_ref()));
-
-    locked.push(stale_stage(input, &app_hosts));
-
-    let primary_role = selection.primary_role.clone();
-    locked.extend(boot_stages(input, &scope, &app_hosts));
-
-    locked.push(Stage {
-        label: "Tag the latest image".to_owned(),
-        phase: Phase::Boot,
-        pause_after: 0,
-        app_boot_hooks: false,
-        hosts: app_hosts
+    Stage::new(
+        "Tag the latest image",
+        Phase::Boot,
+        parts
+            .app_hosts
             .iter()
             .map(|host| {
-                let app = roles
+                let app = parts
+                    .roles
                     .iter()
                     .find(|role| role.hosts.iter().any(|h| &h.name == host))
                     .map(|role| App::new(config, role, input.version));
                 let mut steps = vec![Step::new(
                     "audit",
                     Action::Run(audit::record(
-                        &scope,
+                        &parts.scope,
                         input.tags,
-                        &format!("Tagging {image} as the latest image"),
+                        &format!("Tagging {} as the latest image", parts.image),
                     )),
                 )];
                 if let Some(app) = app {
@@ -316,20 +475,7 @@ pub fn deploy(input: &DeployInput<'_>) -> Plan {
                 host_steps(host, steps)
             })
             .collect(),
-    });
-
-    locked.push(prune_stage(input, &scope));
-
-    Plan {
-        service: config.service.clone(),
-        version: input.version.to_owned(),
-        hosts: selection.hosts.clone(),
-        roles: selection.roles.clone(),
-        primary_role,
-        before_lock: vec![pull],
-        lock,
-        locked,
-    }
+    )
 }
 
 fn pull_stage(
@@ -345,6 +491,7 @@ fn pull_stage(
         phase: Phase::Pull,
         pause_after: 0,
         app_boot_hooks: false,
+        after_hook: None,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -389,6 +536,7 @@ fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
         phase: Phase::Prune,
         pause_after: 0,
         app_boot_hooks: false,
+        after_hook: None,
         hosts: selection
             .hosts
             .iter()
@@ -431,6 +579,7 @@ fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&C
         phase: Phase::Proxy,
         pause_after: 0,
         app_boot_hooks: false,
+        after_hook: None,
         hosts: selection
             .hosts
             .iter()
@@ -473,6 +622,7 @@ fn stale_stage(input: &DeployInput<'_>, app_hosts: &[String]) -> Stage {
         phase: Phase::Boot,
         pause_after: 0,
         app_boot_hooks: false,
+        after_hook: None,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -537,6 +687,7 @@ fn boot_stages(input: &DeployInput<'_>, scope: &Scope, app_hosts: &[String]) -> 
                 })
                 .collect(),
             app_boot_hooks: true,
+            after_hook: None,
             pause_after: if last {
                 0
             } else {
@@ -770,6 +921,37 @@ fn render_step(out: &mut String, step: &Step) {
             let _ = writeln!(out, "    {}", for_log(current));
             let _ = writeln!(out, "      for each stale version: {}", for_log(stop));
         }
+        Action::Require { probe, missing } => {
+            let _ = writeln!(out, "    {}  (must print an id: {missing})", for_log(probe));
+        }
+        Action::IfZero {
+            count,
+            then,
+            otherwise,
+        } => {
+            let _ = writeln!(out, "    {}", for_log(count));
+            let mut inner = String::new();
+            for step in then {
+                render_step(&mut inner, step);
+            }
+            for line in inner.lines() {
+                let _ = writeln!(out, "      if 0: {}", line.trim_start());
+            }
+            let _ = writeln!(out, "      otherwise: {otherwise}");
+        }
+        Action::EnsureDocker(bootstrap) => {
+            let _ = writeln!(out, "    {}", for_log(&bootstrap.installed));
+            let _ = writeln!(out, "      if missing: {}", for_log(&bootstrap.superuser));
+            let _ = writeln!(out, "      if allowed: {}", for_log(&bootstrap.install));
+            let _ = writeln!(
+                out,
+                "      unless {} || {}: {}; {}",
+                for_log(&bootstrap.root),
+                for_log(&bootstrap.in_docker_group),
+                for_log(&bootstrap.add_to_docker_group),
+                for_log(&bootstrap.refresh_session)
+            );
+        }
         action => {
             for command in action.commands() {
                 let _ = writeln!(out, "    {}", for_log(command));
@@ -781,7 +963,7 @@ fn render_step(out: &mut String, step: &Step) {
 /// The redacted plan as `dhow plan` and `--dry-run` print it.
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Deploy {} version {}", plan.service, plan.version);
+    let _ = writeln!(out, "{}", plan.title);
     let _ = writeln!(out, "Hosts: {}", plan.hosts.join(", "));
     let _ = writeln!(out, "Roles: {}", plan.roles.join(", "));
     if let Some(primary) = &plan.primary_role {
@@ -800,6 +982,9 @@ pub fn render(plan: &Plan) -> String {
         plan.lock.primary,
         for_log(&plan.lock.acquire)
     );
+    for stage in &plan.checks {
+        render_stage(&mut out, stage);
+    }
     for stage in &plan.locked {
         render_stage(&mut out, stage);
     }
@@ -810,6 +995,11 @@ pub fn render(plan: &Plan) -> String {
         plan.lock.primary,
         for_log(&plan.lock.release)
     );
+    let _ = writeln!(
+        out,
+        "\n== On SIGINT/SIGTERM: stop before the next step, then on every host\n    {}\n  and release the deploy lock",
+        for_log(&plan.interrupted)
+    );
     out
 }
 
@@ -817,6 +1007,9 @@ fn render_stage(out: &mut String, stage: &Stage) {
     let _ = writeln!(out, "\n== {}", stage.label);
     if stage.pause_after > 0 {
         let _ = writeln!(out, "  (then wait {}s: boot.wait)", stage.pause_after);
+    }
+    if let Some(hook) = &stage.after_hook {
+        let _ = writeln!(out, "  (then the {hook} hook runs locally)");
     }
     for host in &stage.hosts {
         if host.steps.is_empty() && host.roles.is_empty() {

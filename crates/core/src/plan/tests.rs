@@ -54,31 +54,37 @@ env:
 const CANARY: &str = "canary-3f9a1c";
 
 fn plan_for(text: &str) -> Plan {
+    plan_with(text, "v1", deploy)
+}
+
+/// The plan `build` makes from a test input for `text` at `version`.
+fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan) -> Plan {
     let config = load(text);
     let selection = selection::select(&config, None, None, false).expect("selection");
     let tags = Tags {
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
         performer: "ci@example.com".to_owned(),
         destination: None,
-        version: Some("v1".to_owned()),
-        service_version: Some(format!("{}@v1", config.service)),
+        version: Some(version.to_owned()),
+        service_version: Some(format!("{}@{version}", config.service)),
         service: config.service.clone(),
         details: Vec::new(),
     };
     let lock = LockDetails {
         locked_by: "ci".to_owned(),
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
-        version: "v1".to_owned(),
+        version: version.to_owned(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: None,
     };
     let password = Secret::new("registry-pw-canary".to_owned());
     let mut secrets = BTreeMap::new();
     secrets.insert("CANARY_SECRET".to_owned(), Secret::new(CANARY.to_owned()));
     secrets.insert("DB_PASSWORD".to_owned(), Secret::new(CANARY.to_owned()));
-    deploy(&DeployInput {
+    build(&DeployInput {
         config: &config,
         selection: &selection,
-        version: "v1",
+        version,
         tags: &tags,
         lock: &lock,
         registry: Some(("ci", &password)),
@@ -214,4 +220,145 @@ fn boot_limit_splits_the_boot_into_groups_with_the_wait_between() {
             ),
         ]
     );
+}
+
+#[test]
+fn rollback_digests_resolve_to_versions() {
+    use super::rollback::{digest_of, image_versions, versions_with_digest};
+    let digest = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945";
+    assert_eq!(digest_of(digest), Some(digest));
+    assert_eq!(
+        digest_of(&format!("registry:5000/ci/app@{digest}")),
+        Some(digest)
+    );
+    assert_eq!(digest_of("v1"), None);
+    assert_eq!(digest_of("sha256:xyz"), None);
+    let config = load(WEB_AND_WORKER);
+    assert_eq!(
+        crate::cmd::for_exec(&image_versions(&config)),
+        "docker image ls --digests --no-trunc --filter label=service=app --format '{{.Tag}} {{.Digest}} {{.ID}}' 172.17.0.1:5000/ci/app"
+    );
+    let listing = format!(
+        "latest {digest} sha256:aaa\nv2 {digest} sha256:aaa\nv1 sha256:other sha256:bbb\n<none> <none> {digest}\n"
+    );
+    assert_eq!(
+        versions_with_digest(&listing, digest),
+        vec!["v2".to_owned()]
+    );
+    assert_eq!(
+        versions_with_digest(&listing, "sha256:bbb"),
+        vec!["v1".to_owned()]
+    );
+    assert!(versions_with_digest(&listing, "sha256:ccc").is_empty());
+}
+
+fn canary_free(rendered: &str) -> &str {
+    assert!(!rendered.contains(CANARY), "{rendered}");
+    assert!(!rendered.contains("registry-pw-canary"), "{rendered}");
+    rendered
+}
+
+#[test]
+fn setup_plan() {
+    let plan = plan_with(WEB_AND_WORKER, "v1", |input| setup(input, Vec::new()));
+    assert!(plan.before_lock.is_empty(), "setup locks first");
+    assert_eq!(plan.checks[0].after_hook.as_deref(), Some("docker-setup"));
+    insta::assert_snapshot!(canary_free(&render(&plan)));
+}
+
+#[test]
+fn redeploy_plan() {
+    let plan = plan_with(WEB_AND_WORKER, "v2", redeploy);
+    let labels: Vec<&str> = plan.locked.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "Detect stale containers",
+            "Start container with version v2",
+            "Tag the latest image"
+        ]
+    );
+    insta::assert_snapshot!(canary_free(&render(&plan)));
+}
+
+#[test]
+fn rollback_plan() {
+    let plan = plan_with(WEB_AND_WORKER, "v1", rollback);
+    assert!(plan.before_lock.is_empty(), "no pull");
+    let rendered = render(&plan);
+    assert!(!rendered.contains("docker pull"));
+    assert!(!rendered.contains("prune"));
+    insta::assert_snapshot!(canary_free(&rendered));
+}
+
+#[test]
+fn rollback_checks_every_role_on_every_host() {
+    let plan = plan_with(WEB_AND_WORKER, "v1", rollback);
+    let probes: Vec<(String, String)> = plan.checks[0]
+        .hosts
+        .iter()
+        .flat_map(|host| {
+            host.steps.iter().map(|step| match &step.action {
+                Action::Require { probe, .. } => (host.host.clone(), crate::cmd::for_exec(probe)),
+                other => panic!("unexpected {other:?}"),
+            })
+        })
+        .collect();
+    assert_eq!(
+        probes,
+        [
+            (
+                "10.0.0.1".to_owned(),
+                "docker container ls --all --filter 'name=^app-web-v1$' --quiet".to_owned()
+            ),
+            (
+                "10.0.0.2".to_owned(),
+                "docker container ls --all --filter 'name=^app-web-v1$' --quiet".to_owned()
+            ),
+            (
+                "10.0.0.2".to_owned(),
+                "docker container ls --all --filter 'name=^app-workers-v1$' --quiet".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn remove_plan() {
+    let plan = plan_with(WEB_AND_WORKER, "v1", |input| remove(input, Vec::new()));
+    insta::assert_snapshot!(canary_free(&render(&plan)));
+}
+
+#[test]
+fn remove_plan_without_a_proxy_role_keeps_the_proxy_stage_empty() {
+    let plan = plan_with(WORKERS, "v1", |input| remove(input, Vec::new()));
+    let proxy = plan
+        .locked
+        .iter()
+        .find(|stage| stage.label.starts_with("Remove kamal-proxy"))
+        .expect("proxy stage");
+    assert!(proxy.hosts.is_empty());
+    let rendered = render(&plan);
+    assert!(rendered.contains("docker logout 172.17.0.1:5000"));
+    assert!(rendered.contains("docker image prune --all --force --filter label=service=jobs"));
+}
+
+#[test]
+fn lock_group_renderings() {
+    let config = load(WEB_AND_WORKER);
+    let selection = selection::select(&config, None, None, false).expect("selection");
+    let details = LockDetails {
+        locked_by: "Deployer".to_owned(),
+        recorded_at: "2026-11-25T14:00:00Z".to_owned(),
+        version: "v1".to_owned(),
+        message: "Integration Tests".to_owned(),
+        run_url: Some("https://github.com/o/r/actions/runs/7".to_owned()),
+    };
+    let plan = lock_plan(&config, &selection, &details);
+    insta::assert_snapshot!(format!(
+        "{}\n{}\n{}",
+        render_lock(&plan, LockAction::Status),
+        render_lock(&plan, LockAction::Acquire),
+        render_lock(&plan, LockAction::Release)
+    ));
 }
