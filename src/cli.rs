@@ -135,11 +135,6 @@ pub enum Command {
     /// old one, prune; under the deploy lock.
     Deploy(DeployArgs),
 
-    /// Roll back to the previous successful deployment of the environment recorded in GitHub
-    /// Deployments, or to the last successful deployment of `--version` (a version or an image
-    /// digest), in GitHub Actions or given the repository and a token in the environment: its
-    /// image is pulled by the recorded digest and deployed again.
-    Rollback(RollbackArgs),
     /// Build the app image and push it, pull it on the hosts, adopt an image built elsewhere, or
     /// manage the buildx builder.
     #[command(subcommand)]
@@ -152,6 +147,28 @@ pub enum Command {
     /// Print the deploy plan: the hosts, the roles and the exact commands per host in order,
     /// secrets redacted. Nothing is contacted.
     Plan,
+
+    /// Set up the hosts and deploy: under the deploy lock, install Docker where it is missing
+    /// (then the docker-setup hook), pull, boot the proxy and the accessories, deploy the app.
+    Setup(DeployArgs),
+
+    /// Deploy without booting the proxy and without pruning (Kamal's redeploy).
+    Redeploy(DeployArgs),
+
+    /// Boot VERSION again from its containers still on the hosts (fails, naming the hosts, when
+    /// a host lacks it). Without VERSION: roll back to the previous successful deployment of the
+    /// environment recorded in GitHub Deployments, or to the last successful deployment of
+    /// `--version` (a version or an image digest), in GitHub Actions or given the repository and
+    /// a token in the environment: its image is pulled by the recorded digest.
+    Rollback(RollbackArgs),
+
+    /// Remove the app from the hosts: its containers, images and directories, the proxy where
+    /// no other app uses it, the accessories, and the registry login.
+    Remove(RemoveArgs),
+
+    /// Show, take or release the deploy lock.
+    #[command(subcommand)]
+    Lock(LockCommand),
 
     /// Print the configuration reference for a section (or the list of sections).
     Docs {
@@ -319,6 +336,65 @@ pub struct DeployArgs {
     /// default when `GITHUB_ACTIONS=true`).
     #[arg(long, value_enum)]
     pub output: Option<OutputFormat>,
+    /// Wait up to DURATION (`30s`, `5m`, `1h`) for a held deploy lock instead of failing.
+    #[arg(long = "lock-wait", value_name = "DURATION")]
+    pub lock_wait: Option<String>,
+}
+
+/// Options of `dhow rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The version to boot again, or an image digest (`sha256:…` or `REPO@sha256:…`) of a
+    /// version still on the hosts. Without it: the previous successful deployment in GitHub
+    /// Deployments.
+    pub version: Option<String>,
+    /// Print the plan instead of running it.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Progress as text, JSON lines or GitHub Actions output.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// Wait up to DURATION (`30s`, `5m`, `1h`) for a held deploy lock instead of failing.
+    #[arg(long = "lock-wait", value_name = "DURATION")]
+    pub lock_wait: Option<String>,
+}
+
+/// Options of `dhow remove`.
+#[derive(Debug, Clone, Args)]
+pub struct RemoveArgs {
+    /// Proceed without the confirmation question.
+    #[arg(short = 'y', long)]
+    pub confirmed: bool,
+    /// Print the plan instead of running it.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Progress as text, JSON lines or GitHub Actions output.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// Wait up to DURATION (`30s`, `5m`, `1h`) for a held deploy lock instead of failing.
+    #[arg(long = "lock-wait", value_name = "DURATION")]
+    pub lock_wait: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Print the deploy lock's details, or "There is no deploy lock".
+    Status,
+    /// Take the deploy lock by hand (a deploy then fails, exit code 7, until it is released).
+    Acquire {
+        /// Why the lock is taken (recorded in the lock's details).
+        #[arg(short = 'm', long, required = true)]
+        message: String,
+        /// Print the commands instead of running them.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// Release the deploy lock.
+    Release {
+        /// Print the commands instead of running them.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -360,14 +436,6 @@ pub enum OutputFormat {
     Text,
     Json,
     Github,
-}
-
-/// Options of `dhow rollback`.
-#[derive(Debug, Clone, Args)]
-pub struct RollbackArgs {
-    /// Progress as text, JSON lines or GitHub Actions output.
-    #[arg(long, value_enum)]
-    pub output: Option<OutputFormat>,
 }
 
 /// An accessory by name, or `all`, and whether to only print the plan.

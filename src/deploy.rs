@@ -2,7 +2,9 @@
 //! parallel, the steps of a host in order; the deploy lock around the locked stages, released
 //! on failure too; Kamal's primary-role barrier (a failed primary-role boot keeps the other
 //! roles from booting); a failed boot stops the new container and reports its last log lines
-//! and health state. Everything observable goes out as events.
+//! and health state; `--lock-wait` polls a held lock; a signal stops the run before its next
+//! step, writes an audit line on every host and releases the lock. Everything observable goes
+//! out as events.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,8 @@ use dhow_core::cmd::{Command, for_log};
 use dhow_core::docker::proxy;
 use dhow_core::event::{Event, Outcome, Stream, Timing};
 use dhow_core::plan::{
-    Action, CONTAINER_ID, HostSteps, OLD_VERSION, Plan, RoleBoot, STALE_VERSION, Stage, Step,
-    substitute,
+    Action, Bootstrap, CONTAINER_ID, HostSteps, OLD_VERSION, Plan, RoleBoot, STALE_VERSION, Stage,
+    Step, substitute,
 };
 use dhow_remote::{CancellationToken, Output, RemoteCommand, Transport};
 use tokio::sync::watch;
@@ -119,10 +121,17 @@ pub struct Executor<'a, T: Transport> {
     pub cancel: &'a CancellationToken,
     /// Runs once the lock is held, before the locked stages (the pre-deploy hook).
     pub after_lock: Option<&'a (dyn Fn() -> Result<(), String> + Send + Sync)>,
-    /// Runs a hook for a boot group: `(name, hosts)` (`pre-app-boot`, `post-app-boot`).
+    /// Runs a hook for a boot group: `(name, hosts)` (`pre-app-boot`, `post-app-boot`), and a
+    /// stage's `after_hook` (`docker-setup`).
     pub hook: Option<&'a HookRunner<'a>>,
     /// Stale-lock takeover, lock waits and the deployment ledger, in CI.
     pub ci: Option<&'a CiHooks<'a>>,
+    /// Runs after a successful run while the lock is still held (setup's post-deploy hook).
+    pub before_release: Option<&'a (dyn Fn() -> Result<(), String> + Send + Sync)>,
+    /// How long to wait for a held lock (`--lock-wait`), polling every `lock_poll`; in CI
+    /// the CI hooks decide instead.
+    pub lock_wait: Option<Duration>,
+    pub lock_poll: Duration,
 }
 
 impl<T: Transport> Executor<'_, T> {
@@ -140,17 +149,17 @@ impl<T: Transport> Executor<'_, T> {
             (ci.locked)().await;
         }
         let mut result = Ok(());
-        if let Some(hook) = self.after_lock
+        for stage in &plan.checks {
+            result = self.stage(stage, &timings, &health).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok()
+            && let Some(hook) = self.after_lock
             && let Err(message) = hook()
         {
-            result = Err(DeployError::Hosts {
-                stage: "pre-deploy hook".to_owned(),
-                failures: vec![Failure {
-                    host: "localhost".to_owned(),
-                    message,
-                }],
-                total: 1,
-            });
+            result = Err(local_failure("pre-deploy hook", message));
         }
         if result.is_ok() {
             for stage in &plan.locked {
@@ -159,6 +168,16 @@ impl<T: Transport> Executor<'_, T> {
                     break;
                 }
             }
+        }
+        if result.is_ok()
+            && let Some(hook) = self.before_release
+            && let Err(message) = hook()
+        {
+            result = Err(local_failure("post-deploy hook", message));
+        }
+        if self.cancel.is_cancelled() {
+            result = Err(DeployError::Cancelled);
+            self.record_interruption(plan).await;
         }
         let release = self.release(plan).await;
         match (&result, release) {
@@ -190,6 +209,24 @@ impl<T: Transport> Executor<'_, T> {
             .ok_or_else(|| format!("no connection to {host}"))
     }
 
+    /// Writes the interruption audit line on every host (errors become warnings).
+    async fn record_interruption(&self, plan: &Plan) {
+        let results = futures_all(plan.hosts.iter().map(|host| async move {
+            let session = self.session(host)?;
+            self.command_to_end(session.as_ref(), host, &plan.interrupted, true)
+                .await
+                .map(|_| ())
+        }))
+        .await;
+        for (host, result) in plan.hosts.iter().zip(results) {
+            if let Err(message) = result {
+                (self.emit)(Event::Warning {
+                    message: format!("Could not record the interruption on {host}: {message}"),
+                });
+            }
+        }
+    }
+
     async fn acquire(&self, plan: &Plan) -> Result<(), DeployError> {
         let lock = &plan.lock;
         let started = Instant::now();
@@ -207,7 +244,12 @@ impl<T: Transport> Executor<'_, T> {
             .session(host)
             .map_err(|message| single(host, message))?;
         let mut takeovers = 0;
+        let deadline = self.lock_wait.map(|wait| Instant::now() + wait);
+        let mut last_details = None;
         loop {
+            if self.cancel.is_cancelled() {
+                return Err(DeployError::Cancelled);
+            }
             let output = self
                 .command(session.as_ref(), host, &lock.acquire, false)
                 .await
@@ -226,7 +268,28 @@ impl<T: Transport> Executor<'_, T> {
                 .unwrap_or_default();
             let verdict = match self.ci {
                 Some(ci) if !self.cancel.is_cancelled() => (ci.lock_held)(details.clone()).await,
-                _ => LockHeld::GiveUp,
+                _ => match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+                    Some(left) if !left.is_zero() => {
+                        if last_details.as_ref() != Some(&details) {
+                            (self.emit)(Event::Output {
+                                host: Some(host.clone()),
+                                stream: Stream::Stdout,
+                                line: format!("Deploy lock already in place, waiting:\n{details}"),
+                            });
+                            last_details = Some(details);
+                        }
+                        (self.emit)(Event::Output {
+                            host: Some(host.clone()),
+                            stream: Stream::Stdout,
+                            line: format!("Waiting for the deploy lock ({}s left)", left.as_secs()),
+                        });
+                        self.pause(left.min(self.lock_poll))
+                            .await
+                            .map_err(|_| DeployError::Cancelled)?;
+                        continue;
+                    }
+                    _ => LockHeld::GiveUp,
+                },
             };
             match verdict {
                 LockHeld::TakeOver { reason, audit } if takeovers < MAX_TAKEOVERS => {
@@ -354,6 +417,10 @@ impl<T: Transport> Executor<'_, T> {
         }
         outcome?;
         self.app_boot_hook(stage, "post-app-boot", &names)?;
+        if let (Some(hook), Some(name)) = (self.hook, &stage.after_hook) {
+            hook(name, &names)
+                .map_err(|message| local_failure(&format!("{name} hook"), message))?;
+        }
         if stage.pause_after > 0 {
             self.pause(Duration::from_secs(stage.pause_after))
                 .await
@@ -382,6 +449,48 @@ impl<T: Transport> Executor<'_, T> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Kamal's `server bootstrap` on one host.
+    async fn ensure_docker(
+        &self,
+        session: &T,
+        host: &str,
+        bootstrap: &Bootstrap,
+    ) -> Result<(), String> {
+        if self.succeeds(session, host, &bootstrap.installed).await? {
+            return Ok(());
+        }
+        if !self.succeeds(session, host, &bootstrap.superuser).await? {
+            return Err(format!(
+                "Docker is not installed on {host} and can't be automatically installed without \
+                 having root access and either `wget` or `curl`. Install Docker manually: \
+                 https://docs.docker.com/engine/install/"
+            ));
+        }
+        (self.emit)(Event::Output {
+            host: Some(host.to_owned()),
+            stream: Stream::Stdout,
+            line: format!("Missing Docker on {host}. Installing…"),
+        });
+        self.command(session, host, &bootstrap.install, true)
+            .await?;
+        if self.succeeds(session, host, &bootstrap.root).await?
+            || self
+                .succeeds(session, host, &bootstrap.in_docker_group)
+                .await?
+        {
+            return Ok(());
+        }
+        self.command(session, host, &bootstrap.add_to_docker_group, true)
+            .await?;
+        let _ = self
+            .command(session, host, &bootstrap.refresh_session, false)
+            .await;
+        Err(format!(
+            "Docker was installed on {host} and the SSH user was added to the docker group; \
+             the group applies to new SSH sessions only: run the command again"
+        ))
     }
 
     async fn host(
@@ -462,8 +571,29 @@ impl<T: Transport> Executor<'_, T> {
             if role.primary {
                 settle(barrier, false);
             }
-            let _ = self.command(session, host, &role.stop_new, false).await;
-            for command in &role.diagnostics {
+            let _ = self
+                .command_to_end(session, host, &role.stop_new, false)
+                .await;
+            let diagnostics = if self.cancel.is_cancelled() {
+                &[][..]
+            } else {
+                &role.diagnostics[..]
+            };
+            let headings = [
+                format!(
+                    "Last log lines of the new {} container on {host}:",
+                    role.role
+                ),
+                format!("Health state of the new {} container on {host}:", role.role),
+            ];
+            for (index, command) in diagnostics.iter().enumerate() {
+                if let Some(heading) = headings.get(index) {
+                    (self.emit)(Event::Output {
+                        host: Some(host.to_owned()),
+                        stream: Stream::Stderr,
+                        line: heading.clone(),
+                    });
+                }
                 match self.command(session, host, command, false).await {
                     Ok(output) => {
                         for line in output
@@ -560,26 +690,10 @@ impl<T: Transport> Executor<'_, T> {
                 Ok(())
             }
             Action::CheckProxyVersion(command) => {
-                let output = self.command(session, host, command, false).await?;
-                let version = output.stdout_text().trim().to_owned();
-                if !version.is_empty() && proxy::older_than_minimum(&version) {
-                    return Err(format!(
-                        "kamal-proxy version {version} is too old, run `dhow proxy reboot` in order to update to at least {}",
-                        proxy::MINIMUM_VERSION
-                    ));
-                }
-                Ok(())
+                self.check_proxy_version(session, host, command).await
             }
             Action::ProxyDeploy { probe, deploy } => {
-                let output = self.command(session, host, probe, true).await?;
-                let endpoint = output.stdout_text().trim().to_owned();
-                if endpoint.is_empty() {
-                    return Err(format!(
-                        "Failed to get endpoint on {host}, did the container boot?"
-                    ));
-                }
-                let deploy = substitute(deploy, CONTAINER_ID, &endpoint);
-                self.command(session, host, &deploy, true).await.map(|_| ())
+                self.proxy_deploy(session, host, probe, deploy).await
             }
             Action::WaitHealthy {
                 status,
@@ -606,6 +720,23 @@ impl<T: Transport> Executor<'_, T> {
                 stop,
             } => self.stop_stale(session, host, list, current, stop).await,
             Action::TryIfFound { .. } => self.try_if_found(session, host, &step.action).await,
+            Action::Require { probe, missing } => {
+                let found = self.capture_text(session, host, probe).await?;
+                if found.is_empty() {
+                    Err(missing.clone())
+                } else {
+                    Ok(())
+                }
+            }
+            Action::IfZero {
+                count,
+                then,
+                otherwise,
+            } => {
+                Box::pin(self.if_zero(session, host, (count, then, otherwise), old_version, health))
+                    .await
+            }
+            Action::EnsureDocker(bootstrap) => self.ensure_docker(session, host, bootstrap).await,
         }
     }
 
@@ -635,6 +766,66 @@ impl<T: Transport> Executor<'_, T> {
         };
         if !self.capture_text(session, host, probe).await?.is_empty() {
             self.command(session, host, command, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Fails when the running proxy is older than the minimum version.
+    async fn check_proxy_version(
+        &self,
+        session: &T,
+        host: &str,
+        command: &Command,
+    ) -> Result<(), String> {
+        let version = self.capture_text(session, host, command).await?;
+        if !version.is_empty() && proxy::older_than_minimum(&version) {
+            return Err(format!(
+                "kamal-proxy version {version} is too old, run `dhow proxy reboot` in order to update to at least {}",
+                proxy::MINIMUM_VERSION
+            ));
+        }
+        Ok(())
+    }
+
+    /// Finds the new container's id and deploys it to the proxy.
+    async fn proxy_deploy(
+        &self,
+        session: &T,
+        host: &str,
+        probe: &Command,
+        deploy: &Command,
+    ) -> Result<(), String> {
+        let output = self.command(session, host, probe, true).await?;
+        let endpoint = output.stdout_text().trim().to_owned();
+        if endpoint.is_empty() {
+            return Err(format!(
+                "Failed to get endpoint on {host}, did the container boot?"
+            ));
+        }
+        let deploy = substitute(deploy, CONTAINER_ID, &endpoint);
+        self.command(session, host, &deploy, true).await.map(|_| ())
+    }
+
+    /// Runs `then` when `count` prints 0, else reports `otherwise`.
+    async fn if_zero(
+        &self,
+        session: &T,
+        host: &str,
+        (count, then, otherwise): (&Command, &[Step], &str),
+        old_version: &mut Option<String>,
+        health: &mut Duration,
+    ) -> Result<(), String> {
+        let counted = self.capture_text(session, host, count).await?;
+        if counted.parse::<u64>().unwrap_or(0) == 0 {
+            for inner in then {
+                self.step(session, host, inner, old_version, health).await?;
+            }
+        } else {
+            (self.emit)(Event::Output {
+                host: Some(host.to_owned()),
+                stream: Stream::Stdout,
+                line: format!("{otherwise} ({counted} on {host})"),
+            });
         }
         Ok(())
     }
@@ -703,6 +894,12 @@ impl<T: Transport> Executor<'_, T> {
             () = tokio::time::sleep(duration) => Ok(()),
             () = self.cancel.cancelled() => Err("cancelled".to_owned()),
         }
+    }
+
+    async fn succeeds(&self, session: &T, host: &str, command: &Command) -> Result<bool, String> {
+        self.command(session, host, command, false)
+            .await
+            .map(|output| output.status.success())
     }
 
     async fn capture_text(
@@ -819,6 +1016,17 @@ fn failed(host: &str, command: &Command, output: Output) -> String {
     match output.ensure_success(host, &remote) {
         Ok(_) => String::new(),
         Err(error) => error.to_string(),
+    }
+}
+
+fn local_failure(stage: &str, message: String) -> DeployError {
+    DeployError::Hosts {
+        stage: stage.to_owned(),
+        failures: vec![Failure {
+            host: "localhost".to_owned(),
+            message,
+        }],
+        total: 1,
     }
 }
 

@@ -68,9 +68,6 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Accessory(command) => commands::accessory::run(command, &cli.global, printer),
         Command::Deploy(args) => commands::deploy::deploy(&args, &cli.global, printer),
         Command::Plan => commands::deploy::show_plan(&cli.global, printer),
-        Command::Rollback(args) => {
-            commands::deploy::rollback_from_ledger(args.output, &cli.global, printer)
-        }
         Command::App(args) => commands::app::run(args, &cli.global, printer),
         Command::Proxy(args) => commands::proxy::run(args, &cli.global, printer),
         Command::Prune(args) => commands::prune::run(&args, &cli.global, printer),
@@ -78,6 +75,11 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
         Command::Audit { dry_run } => commands::audit::run(&cli.global, printer, dry_run),
         Command::Details { dry_run } => commands::details::run(&cli.global, printer, dry_run),
         Command::Build(command) => commands::build::run(command, &cli.global, printer),
+        Command::Setup(args) => commands::setup::setup(&args, &cli.global, printer),
+        Command::Redeploy(args) => commands::redeploy::redeploy(&args, &cli.global, printer),
+        Command::Rollback(args) => commands::rollback::rollback(&args, &cli.global, printer),
+        Command::Remove(args) => commands::remove::remove(&args, &cli.global, printer),
+        Command::Lock(command) => commands::lock::run(&command, &cli.global, printer),
     }
 }
 

@@ -61,6 +61,27 @@ impl Printer {
         Self::to_stderr(&format!("warning: {text}"));
     }
 
+    /// Asks a y/N question on the terminal: `Some(true)` for "y", `Some(false)` for anything
+    /// else, `None` when stdin is not a terminal (nobody to ask).
+    #[expect(
+        clippy::unused_self,
+        reason = "all output goes through the printer handle"
+    )]
+    pub fn confirm(self, question: &str) -> Option<bool> {
+        use std::io::{BufRead as _, IsTerminal as _};
+        if !io::stdin().is_terminal() {
+            return None;
+        }
+        {
+            let mut err = io::stderr().lock();
+            let _ = write!(err, "{question} [y/N] ");
+            let _ = err.flush();
+        }
+        let mut answer = String::new();
+        io::stdin().lock().read_line(&mut answer).ok()?;
+        Some(answer.trim() == "y")
+    }
+
     /// The verbosity the user asked for.
     pub fn verbosity(self) -> Verbosity {
         self.verbosity

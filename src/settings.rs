@@ -23,6 +23,28 @@ pub fn environment() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The URL of the GitHub Actions run this process belongs to, from `GITHUB_SERVER_URL`,
+/// `GITHUB_REPOSITORY` and `GITHUB_RUN_ID` (none outside Actions).
+pub fn ci_run_url(env: &BTreeMap<String, String>) -> Option<String> {
+    let get = |name: &str| env.get(name).filter(|value| !value.is_empty());
+    let server = get("GITHUB_SERVER_URL")?;
+    let repository = get("GITHUB_REPOSITORY")?;
+    let run = get("GITHUB_RUN_ID")?;
+    Some(format!(
+        "{}/{repository}/actions/runs/{run}",
+        server.trim_end_matches('/')
+    ))
+}
+
+/// Who the lock names: git's `user.name`, else in GitHub Actions the actor, else "Unknown".
+pub fn lock_owner(env: &BTreeMap<String, String>, dir: &Path) -> String {
+    let name = facts::locked_by(dir);
+    match env.get("GITHUB_ACTOR").filter(|actor| !actor.is_empty()) {
+        Some(actor) if name == "Unknown" => actor.clone(),
+        _ => name,
+    }
+}
+
 /// The loaded configuration.
 #[derive(Debug)]
 pub struct Loaded {

@@ -125,3 +125,93 @@ fn deploy_dry_run_prints_the_plan_and_deploy_checks_image_references() {
         text(&output.stderr)
     );
 }
+
+/// Asserts that `steps` appear in `plan` in this order.
+fn in_order(plan: &str, steps: &[&str]) {
+    let mut from = 0;
+    for step in steps {
+        let at = plan[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} missing (or out of order) in\n{plan}"));
+        from += at + step.len();
+    }
+}
+
+#[test]
+fn lifecycle_dry_runs_print_their_plans_with_secrets_redacted() {
+    let dir = app();
+    let setup = plan_text(&dhow(dir.path(), &["setup", "--dry-run"]));
+    assert!(setup.starts_with("Setup shop version v7\n"), "{setup}");
+    in_order(
+        &setup,
+        &[
+            "mkdir .kamal/lock-shop",
+            "== Ensure Docker is installed",
+            "docker -v",
+            "docker pull ghcr.io/acme/shop:v7",
+            "docker container start kamal-proxy || ",
+            "docker run --detach --restart unless-stopped --name shop-web-v7",
+            "docker image prune --force --filter label=service=shop",
+            "rm -r .kamal/lock-shop",
+        ],
+    );
+
+    let redeploy = plan_text(&dhow(dir.path(), &["redeploy", "--dry-run"]));
+    assert!(
+        redeploy.starts_with("Redeploy shop version v7\n"),
+        "{redeploy}"
+    );
+    assert!(!redeploy.contains("kamal-proxy ||") && !redeploy.contains("prune"));
+
+    let rollback = plan_text(&dhow(dir.path(), &["rollback", "v3", "--dry-run"]));
+    assert!(
+        rollback.starts_with("Rollback shop to version v3\n"),
+        "{rollback}"
+    );
+    in_order(
+        &rollback,
+        &[
+            "mkdir .kamal/lock-shop",
+            "docker container ls --all --filter 'name=^shop-web-v3$' --quiet  (must print an id",
+            "docker run --detach --restart unless-stopped --name shop-web-v3",
+            "docker tag ghcr.io/acme/shop:v3 ghcr.io/acme/shop:latest",
+        ],
+    );
+    assert!(!rollback.contains("docker pull"));
+
+    let remove = plan_text(&dhow(dir.path(), &["remove", "--dry-run"]));
+    in_order(
+        &remove,
+        &[
+            "docker exec kamal-proxy kamal-proxy remove shop-web",
+            "docker image prune --all --force --filter label=service=shop",
+            "rm -r .kamal/apps/shop",
+            "ls .kamal/apps | wc -l",
+            "docker volume rm kamal-proxy-config",
+            "docker logout ghcr.io",
+        ],
+    );
+
+    let lock = plan_text(&dhow(
+        dir.path(),
+        &["lock", "acquire", "-m", "hold", "--dry-run"],
+    ));
+    assert!(lock.starts_with("Acquire the deploy lock\n"), "{lock}");
+    assert!(lock.contains("mkdir .kamal/lock-shop && echo \""), "{lock}");
+}
+
+#[test]
+fn remove_without_confirmation_and_a_bad_lock_wait_are_usage_errors() {
+    let dir = app();
+    let output = dhow(dir.path(), &["remove"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("-y"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let output = dhow(dir.path(), &["deploy", "-P", "--lock-wait", "5 minutes"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("--lock-wait"));
+}

@@ -286,6 +286,31 @@ fn read_file(
         })
 }
 
+/// Every accessory's stages for `setup` (`Operation::Boot`) and `remove` (`Operation::Remove`),
+/// resolved for `run`.
+pub(super) fn all_stages(
+    run: &Run,
+    operation: Operation,
+) -> Result<Vec<dhow_core::plan::Stage>, Error> {
+    let accessories: Vec<&config::Accessory> = run.config.accessories.iter().collect();
+    let resolved = resolve(run, &accessories, operation)?;
+    let version = run.version.clone().unwrap_or_default();
+    let input = AccessoryInput {
+        config: &run.config,
+        selection: &run.selection,
+        tags: &run.tags,
+        registry: resolved.registry.as_ref(),
+        accessory_registries: &resolved.accessory_registries,
+        secrets: &resolved.secrets,
+        files: &resolved.files,
+        version: &version,
+    };
+    Ok(match operation {
+        Operation::Remove => accessory::remove_all(&input),
+        _ => accessory::boot_all(&input),
+    })
+}
+
 /// A plan command: resolve, then print the plan (`--dry-run`) or run it under the lock.
 fn change(
     global: &GlobalArgs,
@@ -327,6 +352,7 @@ fn change(
         recorded_at: run.tags.recorded_at.clone(),
         version: version.clone(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: settings::ci_run_url(&run.env),
     };
     let plan = accessory::plan(&input, &lock, &accessories, operation);
     let names: Vec<&str> = if name == "all" {
@@ -392,6 +418,9 @@ fn execute(run: &Run, plan: &Plan, command: &str) -> Result<(), Error> {
                 after_lock: None,
                 hook: None,
                 ci: None,
+                before_release: None,
+                lock_wait: None,
+                lock_poll: super::lifecycle::LOCK_POLL,
             };
             executor.run(plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {

@@ -79,12 +79,18 @@ pub(crate) fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> 
             _ => None,
         }
     };
-    let lock = LockDetails {
-        locked_by: facts::locked_by(std::path::Path::new(".")),
+    let mut lock = LockDetails {
         recorded_at: run.tags.recorded_at.clone(),
-        version: version.clone(),
-        message: lock_message.to_owned(),
+        ..super::lifecycle::lock_details(run, &version, lock_message)
     };
+    // A message that already names the run (as in GitHub Actions) needs no `Run:` line.
+    if lock
+        .run_url
+        .as_ref()
+        .is_some_and(|url| lock_message.contains(url.as_str()))
+    {
+        lock.run_url = None;
+    }
     Ok(Resolved {
         version,
         secrets,
@@ -95,11 +101,16 @@ pub(crate) fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> 
 }
 
 pub(crate) fn build(run: &Run, resolved: &Resolved) -> Plan {
+    plan::deploy(&input(run, resolved))
+}
+
+/// The plan input of a run (shared by every lifecycle command).
+pub(super) fn input<'a>(run: &'a Run, resolved: &'a Resolved) -> DeployInput<'a> {
     let registry = resolved
         .registry
         .as_ref()
         .map(|(user, password)| (user.as_str(), password));
-    plan::deploy(&DeployInput {
+    DeployInput {
         config: &run.config,
         selection: &run.selection,
         version: &resolved.version,
@@ -108,7 +119,7 @@ pub(crate) fn build(run: &Run, resolved: &Resolved) -> Plan {
         registry,
         secrets: &resolved.secrets,
         nonce: &resolved.nonce,
-    })
+    }
 }
 
 fn prepare(
@@ -116,7 +127,17 @@ fn prepare(
     printer: Printer,
     lock_message: &str,
 ) -> Result<(Run, Resolved), Error> {
-    let run = Run::prepare(global, printer, "deploy", None, true)?;
+    prepare_for(global, printer, "deploy", lock_message)
+}
+
+/// The run and its resolved values for a lifecycle command (`deploy`, `setup`, ...).
+pub(super) fn prepare_for(
+    global: &GlobalArgs,
+    printer: Printer,
+    command: &str,
+    lock_message: &str,
+) -> Result<(Run, Resolved), Error> {
+    let run = Run::prepare(global, printer, command, None, true)?;
     if run.config.registry.is_local() {
         return Err(Error::Failed {
             message: "a local registry (localhost:PORT) needs port forwarding to the hosts, which dhow deploy does not do yet; use a registry the hosts can reach".to_owned(),
@@ -176,6 +197,7 @@ pub fn deploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Resul
 /// its tag was moved.
 pub fn rollback_from_ledger(
     output: Option<OutputFormat>,
+    lock_wait: Option<String>,
     global: &GlobalArgs,
     printer: Printer,
 ) -> Result<(), Error> {
@@ -216,6 +238,7 @@ pub fn rollback_from_ledger(
         no_cache: false,
         dry_run: false,
         output,
+        lock_wait,
     };
     run_deploy(&args, global, printer, Some(&target))
 }
@@ -233,6 +256,7 @@ fn run_deploy(
     if args.dry_run {
         return show_plan(global, printer);
     }
+    let lock_wait = lock_wait(args.lock_wait.as_deref())?;
     let env = settings::environment();
     let format = match args.output {
         Some(OutputFormat::Json) => Format::Json,
@@ -470,6 +494,9 @@ fn run_deploy(
                 after_lock: Some(&pre_deploy),
                 hook: Some(&app_boot_hook),
                 ci: ci.as_ref().map(|_| &ci_hooks),
+                before_release: None,
+                lock_wait,
+                lock_poll: super::lifecycle::LOCK_POLL,
             };
             executor.run(&plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {
@@ -542,4 +569,14 @@ fn default_url(config: &dhow_core::config::Config) -> Option<String> {
         let scheme = if proxy.ssl_enabled() { "https" } else { "http" };
         Some(format!("{scheme}://{host}"))
     })
+}
+
+/// `--lock-wait DURATION`, parsed.
+pub(super) fn lock_wait(text: Option<&str>) -> Result<Option<std::time::Duration>, Error> {
+    text.map(|text| {
+        super::lifecycle::parse_duration(text).map_err(|message| Error::Usage {
+            message: format!("--lock-wait: {message}"),
+        })
+    })
+    .transpose()
 }

@@ -217,6 +217,7 @@ pub fn stage(label: impl Into<String>, phase: Phase, hosts: Vec<(String, Vec<Ste
             .collect(),
         pause_after: 0,
         app_boot_hooks: false,
+        after_hook: None,
     }
 }
 
@@ -241,6 +242,7 @@ pub fn lock_plan(run: &Run) -> LockPlan {
         recorded_at: run.tags.recorded_at.clone(),
         version: run.version.clone().unwrap_or_default(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: crate::settings::ci_run_url(&run.env),
     };
     LockPlan {
         hosts: run.selection.hosts.clone(),
@@ -255,6 +257,7 @@ pub fn lock_plan(run: &Run) -> LockPlan {
 /// A plan of `stages` under this run's deploy lock.
 pub fn locked_plan(run: &Run, version: &str, stages: Vec<Stage>) -> Plan {
     Plan {
+        title: format!("{} version {version}", run.config.service),
         service: run.config.service.clone(),
         version: version.to_owned(),
         hosts: run.selection.hosts.clone(),
@@ -262,7 +265,17 @@ pub fn locked_plan(run: &Run, version: &str, stages: Vec<Stage>) -> Plan {
         primary_role: run.selection.primary_role.clone(),
         before_lock: Vec::new(),
         lock: lock_plan(run),
+        checks: Vec::new(),
         locked: stages,
+        interrupted: dhow_core::docker::audit::record(
+            &run.scope(),
+            &run.tags,
+            &format!(
+                "Interrupted {} {} by a signal",
+                run.command,
+                run.subcommand.as_deref().unwrap_or_default()
+            ),
+        ),
     }
 }
 
@@ -348,6 +361,9 @@ pub fn execute(
                 after_lock: None,
                 hook: hooks.map(|_| &hook as &crate::deploy::HookRunner<'_>),
                 ci: None,
+                before_release: None,
+                lock_wait: None,
+                lock_poll: super::lifecycle::LOCK_POLL,
             };
             executor
                 .run(plan)

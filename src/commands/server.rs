@@ -354,10 +354,11 @@ pub async fn acquire_lock(run: &Run, pool: &Pool, cancel: &CancellationToken) ->
     run.printer.info("Acquiring the deploy lock...");
     let primary = run.selection.primary_host.clone();
     let details = lock::LockDetails {
-        locked_by: facts::locked_by(Path::new(".")),
+        locked_by: settings::lock_owner(&run.env, Path::new(".")),
         recorded_at: facts::now_iso8601(),
         version: run.version.clone().unwrap_or_default(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: settings::ci_run_url(&run.env),
     };
     let scope = run.scope();
     let session = pool

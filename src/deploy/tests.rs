@@ -52,6 +52,8 @@ struct FakeHost {
     log: Arc<Mutex<Log>>,
     /// Cancelled (as by SIGTERM) when a command containing the pattern runs.
     cancel_on: Option<(&'static str, CancellationToken)>,
+    /// How many more lock acquisitions find the lock held (by someone else).
+    lock_busy: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[expect(
@@ -82,6 +84,22 @@ impl Transport for FakeHost {
                 && text.contains(pattern)
             {
                 cancel.cancel();
+            }
+            if text.starts_with("mkdir .kamal/lock-")
+                && self
+                    .lock_busy
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |left| left.checked_sub(1),
+                    )
+                    .is_ok()
+            {
+                on_output(
+                    OutputStream::Stderr,
+                    b"mkdir: cannot create directory '.kamal/lock': File exists\n",
+                );
+                return Ok(ExitStatus::Code(1));
             }
             let found = self.rules.iter().find(|rule| {
                 text.contains(rule.pattern) && rule.host.is_none_or(|host| host == self.host)
@@ -163,13 +181,17 @@ env:
 ";
 
 fn plan_for(text: &str) -> Plan {
+    plan_with(text, "v1", plan::deploy)
+}
+
+fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan) -> Plan {
     let config = load(text);
     let selection = selection::select(&config, None, None, false).expect("selection");
     let tags = Tags {
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
         performer: "ci".to_owned(),
         destination: None,
-        version: Some("v1".to_owned()),
+        version: Some(version.to_owned()),
         service_version: None,
         service: config.service.clone(),
         details: Vec::new(),
@@ -177,16 +199,17 @@ fn plan_for(text: &str) -> Plan {
     let lock = LockDetails {
         locked_by: "ci".to_owned(),
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
-        version: "v1".to_owned(),
+        version: version.to_owned(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: None,
     };
     let password = Secret::new(REGISTRY_CANARY.to_owned());
     let mut secrets = BTreeMap::new();
     secrets.insert("CANARY_SECRET".to_owned(), Secret::new(CANARY.to_owned()));
-    plan::deploy(&DeployInput {
+    build(&DeployInput {
         config: &config,
         selection: &selection,
-        version: "v1",
+        version,
         tags: &tags,
         lock: &lock,
         registry: Some(("ci", &password)),
@@ -207,6 +230,30 @@ fn execute(plan: &Plan, rules: Vec<Rule>) -> Outcome {
 }
 
 fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static str>) -> Outcome {
+    execute_with(
+        plan,
+        rules,
+        &Options {
+            cancel_on,
+            ..Options::default()
+        },
+    )
+}
+
+/// How a test run differs from the default one.
+#[derive(Default)]
+struct Options {
+    cancel_on: Option<&'static str>,
+    /// Lock acquisitions that find the lock held before it is free.
+    lock_busy: usize,
+    lock_wait: Option<std::time::Duration>,
+    /// Runs the (recording) pre-deploy hook once the lock is held.
+    pre_deploy: bool,
+}
+
+fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
+    let cancel_on = options.cancel_on;
+    let lock_busy = Arc::new(std::sync::atomic::AtomicUsize::new(options.lock_busy));
     let cancel = CancellationToken::new();
     let log = Arc::new(Mutex::new(Log::default()));
     let rules = Arc::new(rules);
@@ -221,6 +268,7 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
                     rules: Arc::clone(&rules),
                     log: Arc::clone(&log),
                     cancel_on: cancel_on.map(|pattern| (pattern, cancel.clone())),
+                    lock_busy: Arc::clone(&lock_busy),
                 }),
             )
         })
@@ -235,6 +283,10 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
             .push(format!("{name} {}", hosts.join(",")));
         Ok(())
     };
+    let pre_deploy = || -> Result<(), String> {
+        hooks.lock().expect("hooks").push("pre-deploy".to_owned());
+        Ok(())
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -244,9 +296,12 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
             sessions: &sessions,
             emit: &emit,
             cancel: &cancel,
-            after_lock: None,
+            after_lock: options.pre_deploy.then_some(&pre_deploy as _),
             hook: Some(&hook),
             ci: None,
+            before_release: None,
+            lock_wait: options.lock_wait,
+            lock_poll: std::time::Duration::from_millis(10),
         }
         .run(plan),
     );
@@ -643,6 +698,7 @@ fn accessory_boot_skips_hosts_that_already_have_its_container() {
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
         version: "v1".to_owned(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: None,
     };
     let kv = config.accessory("kv").expect("kv");
     let plan = accessory::plan(&input, &lock, &[kv], Operation::Boot);
@@ -693,4 +749,268 @@ fn accessory_boot_skips_hosts_that_already_have_its_container() {
             .iter()
             .all(|(_, text, _)| !text.contains(CANARY) && !text.contains(REGISTRY_CANARY))
     );
+}
+
+#[test]
+fn rollback_checks_the_version_then_boots_it_without_pull_or_prune() {
+    let plan = plan_with(WEB_AND_WORKER, "v1", plan::rollback);
+    let outcome = execute_with(
+        &plan,
+        vec![
+            running_status(),
+            // Every role's container of v1 exists (stopped) on every host.
+            rule("--filter 'name=^app-web-v1$' --quiet", 0, "c0ffee\n"),
+            rule("--filter 'name=^app-workers-v1$' --quiet", 0, "beef\n"),
+            rule("| head -1 | while read line", 0, "v2\n"),
+        ],
+        &Options {
+            pre_deploy: true,
+            ..Options::default()
+        },
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(outcome.hooks[0], "pre-deploy");
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        let order = [
+            "--filter 'name=^app-web-v1$' --quiet",
+            "--filter 'name=^app-workers-v1$' --quiet",
+            // The stopped v1 container is renamed aside, a fresh one is booted.
+            "docker rename app-web-v1 app-web-v1_replaced_0123456789abcdef",
+            "docker run --detach --restart unless-stopped --name app-web-v1",
+            "kamal-proxy deploy app-web --target=\"c0ffee:3000\"",
+            "name=^app-web-v2$' --quiet | xargs docker stop",
+            "docker run --detach --restart unless-stopped --name app-workers-v1",
+            "docker tag 172.17.0.1:5000/ci/app:v1 172.17.0.1:5000/ci/app:latest",
+        ];
+        let positions: Vec<usize> = order.iter().map(|p| position(&commands, p)).collect();
+        assert!(
+            positions.is_sorted(),
+            "{host}: {positions:?} in {commands:#?}"
+        );
+        assert!(!commands.iter().any(|c| c.contains("docker pull")));
+        assert!(!commands.iter().any(|c| c.contains("prune")));
+    }
+}
+
+#[test]
+fn rollback_to_an_unknown_version_fails_naming_the_hosts_and_changes_nothing() {
+    let plan = plan_with(WEB_AND_WORKER, "v9", plan::rollback);
+    let mut lacking = rule("--filter 'name=^app-workers-v9$' --quiet", 0, "");
+    lacking.host = Some("h2");
+    let outcome = execute_with(
+        &plan,
+        vec![
+            lacking,
+            rule("--filter 'name=^app-web-v9$' --quiet", 0, "c0ffee\n"),
+            rule("--filter 'name=^app-workers-v9$' --quiet", 0, "beef\n"),
+        ],
+        &Options {
+            pre_deploy: true,
+            ..Options::default()
+        },
+    );
+    let error = outcome.result.expect_err("unknown version");
+    let DeployError::Hosts { failures, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        failures,
+        &[super::Failure {
+            host: "h2".to_owned(),
+            message: "the app version 'v9' is not available as a container of role workers"
+                .to_owned()
+        }]
+    );
+    assert!(error.to_string().contains("h2"), "{error}");
+    assert!(
+        outcome.hooks.is_empty(),
+        "no hook runs: {:?}",
+        outcome.hooks
+    );
+    for (_, command, _) in &outcome.log.commands {
+        assert!(
+            !command.contains("docker run") && !command.contains("docker rename"),
+            "{command}"
+        );
+    }
+    let h1 = on(&outcome.log, "h1");
+    assert!(
+        h1.last()
+            .expect("commands")
+            .contains("rm -r .kamal/lock-app")
+    );
+}
+
+#[test]
+fn a_signal_writes_the_interruption_to_the_audit_log_on_every_host() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute_cancelling(&plan, vec![running_status()], Some("docker run --detach"));
+    assert_eq!(
+        outcome.result.expect_err("cancelled"),
+        DeployError::Cancelled
+    );
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        let audit = position(&commands, "Interrupted deploy of version v1 by a signal");
+        // A new container that was started is stopped again; nothing after the interrupted
+        // step runs.
+        if commands.iter().any(|c| c.contains("docker run --detach")) {
+            position(
+                &commands,
+                "name=^jobs-workers-v1$' --quiet | xargs docker stop",
+            );
+        }
+        assert!(!commands.iter().any(|c| c.contains("docker tag")));
+        if host == "h1" {
+            assert!(audit < position(&commands, "rm -r .kamal/lock-jobs"));
+        }
+    }
+}
+
+#[test]
+fn a_signal_while_waiting_for_the_lock_ends_the_wait() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute_with(
+        &plan,
+        vec![running_status()],
+        &Options {
+            cancel_on: Some("base64 -d"),
+            lock_busy: usize::MAX,
+            lock_wait: Some(std::time::Duration::from_secs(600)),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        outcome.result.expect_err("cancelled"),
+        DeployError::Cancelled
+    );
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker run"))
+    );
+}
+
+#[test]
+fn lock_wait_polls_until_the_lock_is_released() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute_with(
+        &plan,
+        vec![
+            running_status(),
+            rule(
+                "base64 -d",
+                0,
+                "Locked by: Other at 2026-11-25T13:00:00Z\nVersion: v0\nMessage: Automatic deploy lock",
+            ),
+        ],
+        &Options {
+            lock_busy: 3,
+            lock_wait: Some(std::time::Duration::from_secs(600)),
+            ..Options::default()
+        },
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let h1 = on(&outcome.log, "h1");
+    let attempts = h1
+        .iter()
+        .filter(|c| c.starts_with("mkdir .kamal/lock-jobs"))
+        .count();
+    assert_eq!(attempts, 4, "three held, the fourth succeeds");
+    let lines: Vec<String> = outcome
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Output { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.starts_with("Deploy lock already in place, waiting"))
+            .count(),
+        1,
+        "the holder is shown once: {lines:#?}"
+    );
+    assert!(lines[0].contains("Locked by: Other"), "{lines:#?}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|line| line.starts_with("Waiting for the deploy lock ("))
+            .count(),
+        3
+    );
+    position(&h1, "docker run --detach");
+}
+
+#[test]
+fn lock_wait_gives_up_with_the_holders_details() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute_with(
+        &plan,
+        vec![rule(
+            "base64 -d",
+            0,
+            "Locked by: Other at 2026-11-25T13:00:00Z\nVersion: v0\nMessage: hands off",
+        )],
+        &Options {
+            lock_busy: usize::MAX,
+            lock_wait: Some(std::time::Duration::from_millis(50)),
+            ..Options::default()
+        },
+    );
+    assert_eq!(
+        outcome.result.expect_err("held"),
+        DeployError::LockHeld {
+            details: "Locked by: Other at 2026-11-25T13:00:00Z\nVersion: v0\nMessage: hands off"
+                .to_owned()
+        }
+    );
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker run") || c.contains("rm -r .kamal/lock-jobs"))
+    );
+}
+
+#[test]
+fn remove_takes_the_proxy_only_where_no_other_app_is_left() {
+    let plan = plan_with(WEB_AND_WORKER, "v1", |input| {
+        plan::remove(input, Vec::new())
+    });
+    let mut other_app = rule("ls .kamal/apps | wc -l", 0, "1\n");
+    other_app.host = Some("h2");
+    let outcome = execute_with(
+        &plan,
+        vec![other_app, rule("ls .kamal/apps | wc -l", 0, "0\n")],
+        &Options::default(),
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let h1 = on(&outcome.log, "h1");
+    let order = [
+        "kamal-proxy remove app-web",
+        "docker container prune --force --filter label=service=app --filter label=destination= --filter label=role=web",
+        "docker image prune --all --force --filter label=service=app",
+        "rm -r .kamal/apps/app",
+        "rm -r .kamal/proxy/apps-config/app",
+        "docker container stop kamal-proxy",
+        "docker image prune --all --force --filter label=org.opencontainers.image.title=kamal-proxy",
+        "docker volume rm kamal-proxy-config",
+        "docker logout 172.17.0.1:5000",
+        "rm -r .kamal/lock-app",
+    ];
+    let positions: Vec<usize> = order.iter().map(|p| position(&h1, p)).collect();
+    assert!(positions.is_sorted(), "{positions:?} in {h1:#?}");
+    let h2 = on(&outcome.log, "h2");
+    assert!(
+        !h2.iter().any(|c| c.contains("kamal-proxy-config")),
+        "{h2:#?}"
+    );
+    position(&h2, "docker logout 172.17.0.1:5000");
 }

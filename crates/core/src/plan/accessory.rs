@@ -107,6 +107,7 @@ fn stage(label: String, phase: Phase, hosts: Vec<HostSteps>) -> Stage {
         hosts,
         pause_after: 0,
         app_boot_hooks: false,
+        after_hook: None,
     }
 }
 
@@ -544,6 +545,7 @@ pub fn plan(
         }
     }
     Plan {
+        title: format!("Accessory {} of {}", operation.name(), config.service),
         service: config.service.clone(),
         version: input.version.to_owned(),
         hosts,
@@ -558,7 +560,13 @@ pub fn plan(
             status: lock::status(&scope),
             release: lock::release(&scope),
         },
+        checks: Vec::new(),
         locked,
+        interrupted: audit::record(
+            &scope,
+            input.tags,
+            &format!("Interrupted accessory {} by a signal", operation.name()),
+        ),
     }
 }
 

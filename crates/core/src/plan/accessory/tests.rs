@@ -84,6 +84,7 @@ fn lock_details() -> LockDetails {
         recorded_at: "2026-11-25T14:00:00Z".to_owned(),
         version: "v1".to_owned(),
         message: "Automatic deploy lock".to_owned(),
+        run_url: None,
     }
 }
 

@@ -1,0 +1,37 @@
+//! `dhow redeploy`: deploy's plan without the proxy boot and the prune (Kamal's order: pull,
+//! lock, pre-deploy hook, stale containers, app boot, unlock, post-deploy hook).
+
+use dhow_core::plan;
+
+use super::deploy::{input, lock_wait, prepare_for};
+use super::lifecycle::{self, Execution, PostDeploy};
+use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
+use crate::error::Error;
+use crate::printer::Printer;
+
+/// `dhow redeploy`.
+pub fn redeploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
+    if !args.dry_run && !args.skip_push {
+        return Err(Error::Usage {
+            message: "dhow redeploy builds nothing yet: push the image first and redeploy it with --skip-push (-P)".to_owned(),
+        });
+    }
+    let (run, resolved) = prepare_for(global, printer, "redeploy", "Automatic deploy lock")?;
+    let plan = plan::redeploy(&input(&run, &resolved));
+    if args.dry_run {
+        printer.data(plan::render(&plan).trim_end());
+        return Ok(());
+    }
+    lifecycle::execute(
+        &run,
+        &plan,
+        Execution {
+            command: "redeploy",
+            output: args.output.unwrap_or(OutputFormat::Text),
+            lock_wait: lock_wait(args.lock_wait.as_deref())?,
+            pre_deploy: true,
+            post_deploy: PostDeploy::AfterRelease,
+        },
+        printer,
+    )
+}
