@@ -227,6 +227,33 @@ impl<T: Transport> Executor<'_, T> {
         }
     }
 
+    /// One `--lock-wait` poll: shows the holder (when it changed) and the time left, then
+    /// pauses.
+    async fn wait_for_lock(
+        &self,
+        host: &str,
+        details: String,
+        left: Duration,
+        last_details: &mut Option<String>,
+    ) -> Result<(), DeployError> {
+        if last_details.as_ref() != Some(&details) {
+            (self.emit)(Event::Output {
+                host: Some(host.to_owned()),
+                stream: Stream::Stdout,
+                line: format!("Deploy lock already in place, waiting:\n{details}"),
+            });
+            *last_details = Some(details);
+        }
+        (self.emit)(Event::Output {
+            host: Some(host.to_owned()),
+            stream: Stream::Stdout,
+            line: format!("Waiting for the deploy lock ({}s left)", left.as_secs()),
+        });
+        self.pause(left.min(self.lock_poll))
+            .await
+            .map_err(|_| DeployError::Cancelled)
+    }
+
     async fn acquire(&self, plan: &Plan) -> Result<(), DeployError> {
         let lock = &plan.lock;
         let started = Instant::now();
@@ -270,22 +297,8 @@ impl<T: Transport> Executor<'_, T> {
                 Some(ci) if !self.cancel.is_cancelled() => (ci.lock_held)(details.clone()).await,
                 _ => match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
                     Some(left) if !left.is_zero() => {
-                        if last_details.as_ref() != Some(&details) {
-                            (self.emit)(Event::Output {
-                                host: Some(host.clone()),
-                                stream: Stream::Stdout,
-                                line: format!("Deploy lock already in place, waiting:\n{details}"),
-                            });
-                            last_details = Some(details);
-                        }
-                        (self.emit)(Event::Output {
-                            host: Some(host.clone()),
-                            stream: Stream::Stdout,
-                            line: format!("Waiting for the deploy lock ({}s left)", left.as_secs()),
-                        });
-                        self.pause(left.min(self.lock_poll))
-                            .await
-                            .map_err(|_| DeployError::Cancelled)?;
+                        self.wait_for_lock(host, details, left, &mut last_details)
+                            .await?;
                         continue;
                     }
                     _ => LockHeld::GiveUp,
