@@ -995,11 +995,6 @@ pub fn render(plan: &Plan) -> String {
         plan.lock.primary,
         for_log(&plan.lock.release)
     );
-    let _ = writeln!(
-        out,
-        "\n== On SIGINT/SIGTERM: stop before the next step, then on every host\n    {}\n  and release the deploy lock",
-        for_log(&plan.interrupted)
-    );
     out
 }
 
