@@ -219,6 +219,10 @@ pub enum Command {
         dry_run: bool,
     },
 
+    /// Pull-request previews: deploy, remove, sweep and list them (docs/previews.md).
+    #[command(subcommand)]
+    Preview(PreviewCommand),
+
     /// Print dhow's version.
     Version,
 
@@ -395,6 +399,44 @@ pub enum LockCommand {
         #[arg(long = "dry-run")]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PreviewCommand {
+    /// From the `pull_request` event: deploy on opened, synchronize, reopened and labeled;
+    /// remove on closed.
+    Auto {
+        #[command(flatten)]
+        deploy: DeployArgs,
+    },
+    /// Deploy or update a pull request's preview: skipped for forks and without the label
+    /// gate's label, refused (or the oldest removed) beyond the cap; a sticky comment on the
+    /// pull request says where it answers.
+    Deploy {
+        /// The pull request (default: `--preview`, or the event's).
+        #[arg(long, value_name = "N")]
+        pr: Option<u64>,
+        #[command(flatten)]
+        deploy: DeployArgs,
+    },
+    /// Remove a pull request's preview from the hosts; its deployments become inactive and the
+    /// comment says so.
+    Remove {
+        /// The pull request (default: `--preview`, or the event's).
+        #[arg(long, value_name = "N")]
+        pr: Option<u64>,
+    },
+    /// Remove the previews whose pull request is closed, or idle longer than the TTL.
+    Sweep {
+        /// The TTL (`7d`, `12h`, `30m`); default `x-dhow-preview.ttl` (7 days).
+        #[arg(long = "older-than", value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Say what would be removed, remove nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
+    /// List the previews on the hosts.
+    List,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ fn run(cli: Cli, printer: Printer) -> Result<(), Error> {
             printer.data(env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Preview(command) => commands::preview::run(command, &cli.global, printer),
         Command::Badge(args) => commands::badge::badge(&args, printer),
         Command::Status(args) => commands::badge::status(&args, &cli.global, printer),
         Command::Init => commands::init::run(std::path::Path::new("."), printer),

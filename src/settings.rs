@@ -275,6 +275,27 @@ pub fn actions(
         .map_err(|message| Error::Usage { message })
 }
 
+/// The GitHub side of a run of `global`: a preview (`--preview N`) reports to the transient
+/// environment `pr-<N>` unless `DHOW_ENVIRONMENT` names another.
+pub fn actions_for(
+    env: &BTreeMap<String, String>,
+    global: &GlobalArgs,
+) -> Result<crate::actions::Actions, Error> {
+    let mut actions = actions(env, global.destination.as_deref())?;
+    if let Some(pr) = global.preview {
+        if env.get("DHOW_ENVIRONMENT").is_none_or(|v| v.trim().is_empty()) {
+            actions.options.environment = preview_environment(pr);
+        }
+        actions.options.transient = true;
+    }
+    Ok(actions)
+}
+
+/// The GitHub environment of preview `pr`.
+pub fn preview_environment(pr: u64) -> String {
+    format!("pr-{pr}")
+}
+
 /// True when the process runs inside GitHub Actions (`GITHUB_ACTIONS=true`).
 pub fn in_actions(env: &BTreeMap<String, String>) -> bool {
     dhow_github::context::in_actions(env)

@@ -70,7 +70,7 @@ impl EnvironmentLedger {
 
 /// The GitHub client from `GITHUB_TOKEN` (or `GH_TOKEN`), `GITHUB_REPOSITORY` and
 /// `GITHUB_API_URL`; `None` when the token or the repository is not set.
-fn client(env: &BTreeMap<String, String>) -> Result<Option<GitHub>, Error> {
+pub(crate) fn client(env: &BTreeMap<String, String>) -> Result<Option<GitHub>, Error> {
     let token = ["GITHUB_TOKEN", "GH_TOKEN"]
         .iter()
         .find_map(|name| env.get(*name).filter(|v| !v.is_empty()));
@@ -90,7 +90,7 @@ fn client(env: &BTreeMap<String, String>) -> Result<Option<GitHub>, Error> {
         .map_err(|source| github_error("set up the GitHub client", source))
 }
 
-fn github_error(action: &str, source: ApiError) -> Error {
+pub(crate) fn github_error(action: &str, source: ApiError) -> Error {
     Error::GitHub {
         action: action.to_owned(),
         source: Box::new(source),

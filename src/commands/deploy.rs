@@ -202,7 +202,7 @@ pub fn rollback_from_ledger(
     printer: Printer,
 ) -> Result<(), Error> {
     let env = settings::environment();
-    let actions = settings::actions(&env, global.destination.as_deref())?;
+    let actions = settings::actions_for(&env, global)?;
     let (Some(context), Some(token)) = (&actions.context, &actions.token) else {
         return Err(Error::Usage {
             message: "dhow rollback without a version reads the previous successful deployment from GitHub Deployments: it needs GITHUB_REPOSITORY and a token (DHOW_GITHUB_TOKEN or GITHUB_TOKEN); otherwise name the version".to_owned(),
@@ -266,7 +266,7 @@ fn run_deploy(
     };
     let mut ci = if format == Format::Github {
         Some(CiRun::start(
-            settings::actions(&env, global.destination.as_deref())?,
+            settings::actions_for(&env, global)?,
             printer,
             &env,
         ))

@@ -13,6 +13,7 @@ pub mod details;
 pub mod docs;
 pub mod groups;
 pub mod init;
+pub mod preview;
 pub mod lifecycle;
 pub mod lock;
 pub mod proxy;

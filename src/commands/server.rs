@@ -106,11 +106,7 @@ impl Run {
 
     /// The scope of the builders (service, destination, repository).
     pub fn scope(&self) -> Scope {
-        Scope::new(
-            &self.config.service,
-            self.config.destination.as_deref(),
-            &self.config.repository(),
-        )
+        self.config.scope()
     }
 
     /// The hooks of this run.

@@ -149,7 +149,7 @@ pub fn load_preview(
     pr: u64,
 ) -> Result<(Config, preview::PreviewSettings), ConfigErrors> {
     let mut found = None;
-    let config = load_with(input, &mut |raw: Node| {
+    let mut config = load_with(input, &mut |raw: Node| {
         let Some(settings) = preview::settings(&raw)? else {
             return Err(vec![
                 ConfigError::new(
@@ -164,6 +164,7 @@ pub fn load_preview(
         found = Some(settings);
         Ok(derived)
     })?;
+    config.preview = Some(pr);
     match found {
         Some(settings) => Ok((config, settings)),
         None => Err(ConfigErrors {
@@ -592,6 +593,7 @@ fn build(raw: Node, input: &LoadInput<'_>, errors: &mut Vec<ConfigError>) -> Con
         retain_containers: int_at(&raw, "retain_containers").unwrap_or(5),
         minimum_version: string_at(&raw, "minimum_version"),
         readiness_delay: int_at(&raw, "readiness_delay").unwrap_or(7),
+        preview: None,
         deploy_timeout: int_at(&raw, "deploy_timeout").unwrap_or(30),
         drain_timeout: int_at(&raw, "drain_timeout").unwrap_or(30),
         raw,

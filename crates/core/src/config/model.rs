@@ -823,6 +823,8 @@ pub struct Config {
     pub minimum_version: Option<String>,
     /// `readiness_delay` (7).
     pub readiness_delay: i64,
+    /// The pull request this is the preview of (`--preview`), which gives it its own latest tag.
+    pub preview: Option<u64>,
     /// `deploy_timeout` (30).
     pub deploy_timeout: i64,
     /// `drain_timeout` (30).
@@ -848,12 +850,23 @@ impl Config {
         format!("{}:{version}", self.repository())
     }
 
-    /// `latest` or `latest-<dest>`.
+    /// `latest` or `latest-<dest>`; a preview's ends in `-pr-<N>`, so it never moves
+    /// production's.
     pub fn latest_tag(&self) -> String {
-        match &self.destination {
+        let tag = match &self.destination {
             Some(d) => format!("latest-{d}"),
             None => "latest".into(),
+        };
+        match self.preview {
+            Some(pr) => format!("{tag}-pr-{pr}"),
+            None => tag,
         }
+    }
+
+    /// The builders' scope of this configuration.
+    pub fn scope(&self) -> crate::docker::Scope {
+        crate::docker::Scope::new(&self.service, self.destination.as_deref(), &self.repository())
+            .with_preview(self.preview)
     }
 
     /// `<repository>:<latest tag>`.

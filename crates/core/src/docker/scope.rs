@@ -12,6 +12,8 @@ pub struct Scope {
     pub destination: Option<String>,
     /// `[<registry server>/]<image>`.
     pub repository: String,
+    /// The pull request of a preview: its latest tag ends in `-pr-<N>`.
+    pub preview: Option<u64>,
 }
 
 impl Scope {
@@ -20,7 +22,15 @@ impl Scope {
             service: service.to_owned(),
             destination: destination.map(str::to_owned),
             repository: repository.to_owned(),
+            preview: None,
         }
+    }
+
+    /// The scope of pull request `preview`'s preview (or the plain one for `None`).
+    #[must_use]
+    pub fn with_preview(mut self, preview: Option<u64>) -> Self {
+        self.preview = preview;
+        self
     }
 
     /// `<svc>[-<dest>]`.
@@ -31,11 +41,15 @@ impl Scope {
         }
     }
 
-    /// `latest` or `latest-<dest>`.
+    /// `latest` or `latest-<dest>`, plus `-pr-<N>` for a preview.
     pub fn latest_tag(&self) -> String {
-        match &self.destination {
+        let tag = match &self.destination {
             Some(destination) => format!("latest-{destination}"),
             None => "latest".to_owned(),
+        };
+        match self.preview {
+            Some(pr) => format!("{tag}-pr-{pr}"),
+            None => tag,
         }
     }
 

@@ -7,7 +7,7 @@ use super::LockPlan;
 use crate::cmd::for_log;
 use crate::config::Config;
 use crate::docker::lock::{self, LockDetails};
-use crate::docker::{Scope, server};
+use crate::docker::server;
 use crate::selection::Selection;
 
 /// A command of the `lock` group.
@@ -20,11 +20,7 @@ pub enum LockAction {
 
 /// The lock commands of the selected hosts (the lock lives on the primary host).
 pub fn lock_plan(config: &Config, selection: &Selection, details: &LockDetails) -> LockPlan {
-    let scope = Scope::new(
-        &config.service,
-        config.destination.as_deref(),
-        &config.repository(),
-    );
+    let scope = config.scope();
     LockPlan {
         hosts: selection.hosts.clone(),
         ensure: server::ensure_run_directory(),

@@ -338,11 +338,7 @@ impl<'a> Parts<'a> {
         let config = input.config;
         let selection = input.selection;
         Self {
-            scope: Scope::new(
-                &config.service,
-                config.destination.as_deref(),
-                &config.repository(),
-            ),
+            scope: config.scope(),
             roles: selection
                 .roles
                 .iter()
