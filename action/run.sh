@@ -7,9 +7,9 @@
 #   DHOW_BIN                 the binary from step 1
 #   INPUT_COMMAND            deploy | rollback | redeploy | preview | preview-remove | sweep | badge,
 #                            or any dhow command line (split into words like a shell does: quotes
-#                            and backslashes, no expansion). preview = `deploy`, preview-remove =
-#                            `remove --confirmed`, both with DHOW_PREVIEW_PR (the event's pull
-#                            request); sweep = `preview sweep`
+#                            and backslashes, no expansion). preview = `preview deploy` (the
+#                            rails, the sticky comment), preview-remove = `preview remove`, both
+#                            with DHOW_PREVIEW_PR (the event's pull request); sweep = `preview sweep`
 #   INPUT_PULL_REQUEST       github.event.pull_request.number (for the preview shorthands)
 #   INPUT_CONFIG_FILE        --config-file
 #   INPUT_DESTINATION        --destination
@@ -62,9 +62,9 @@ case ${words[0]} in
       fail "command '${words[0]}' needs a pull_request event (or DHOW_PREVIEW_PR set to the pull request number)"
     export DHOW_PREVIEW_PR=$pull_request
     if [[ ${words[0]} == preview ]]; then
-      words=(deploy "${words[@]:1}")
+      words=(preview deploy "${words[@]:1}")
     else
-      words=(remove --confirmed "${words[@]:1}")
+      words=(preview remove "${words[@]:1}")
     fi
     ;;
   sweep) words=(preview sweep "${words[@]:1}") ;;

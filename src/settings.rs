@@ -283,7 +283,10 @@ pub fn actions_for(
 ) -> Result<crate::actions::Actions, Error> {
     let mut actions = actions(env, global.destination.as_deref())?;
     if let Some(pr) = global.preview {
-        if env.get("DHOW_ENVIRONMENT").is_none_or(|v| v.trim().is_empty()) {
+        if env
+            .get("DHOW_ENVIRONMENT")
+            .is_none_or(|v| v.trim().is_empty())
+        {
             actions.options.environment = preview_environment(pr);
         }
         actions.options.transient = true;

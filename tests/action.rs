@@ -907,13 +907,13 @@ fn preview_shorthands_act_on_the_pull_request_of_the_event() {
         ("REPORT_FILE", world.path("report").display().to_string()),
     ];
     let cases: [(&str, &[&str], Option<&str>); 4] = [
-        ("preview", &["deploy"], Some("42")),
+        ("preview", &["preview", "deploy"], Some("42")),
         (
             "preview --skip-push",
-            &["deploy", "--skip-push"],
+            &["preview", "deploy", "--skip-push"],
             Some("42"),
         ),
-        ("preview-remove", &["remove", "--confirmed"], Some("42")),
+        ("preview-remove", &["preview", "remove"], Some("42")),
         ("sweep", &["preview", "sweep"], None),
     ];
     world.pull_request.set(Some(42));

@@ -16,6 +16,7 @@ const SERVICE: &str = "dhow-e2e-preview";
 const HOSTS: [usize; 2] = [25, 26];
 const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const TOKEN: &str = "ghs_previewCanaryToken0123456789";
+const CANARY: &str = "preview-env-canary-6c1f";
 const OWNER: &str = "Codertocat";
 const REPO: &str = "Hello-World";
 
@@ -29,7 +30,10 @@ fn sandbox() -> Option<Value> {
             std::env::var("CI").as_deref() != Ok("true"),
             "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
         );
-        #[expect(clippy::print_stderr, reason = "the notice says why nothing was checked")]
+        #[expect(
+            clippy::print_stderr,
+            reason = "the notice says why nothing was checked"
+        )]
         {
             eprintln!("notice: DHOW_SANDBOX is not set; skipping the sandbox preview test");
         }
@@ -65,7 +69,14 @@ fn on_host(index: usize, cmd: &str) -> String {
 fn image(version: &str, service: &str) {
     ok(&Command::new(repo().join("scripts/sandbox"))
         .args([
-            "image", SERVICE, version, "--kind", "web", "--service", service, "--push",
+            "image",
+            SERVICE,
+            version,
+            "--kind",
+            "web",
+            "--service",
+            service,
+            "--push",
         ])
         .output()
         .expect("scripts/sandbox image"));
@@ -132,7 +143,10 @@ impl Bed {
         payload["number"] = number.into();
         payload["pull_request"]["number"] = number.into();
         payload["pull_request"]["head"]["sha"] = head.into();
-        let path = self.dir.path().join(format!("event-{name}-{number}-{head}.json"));
+        let path = self
+            .dir
+            .path()
+            .join(format!("event-{name}-{number}-{head}.json"));
         std::fs::write(&path, payload.to_string()).expect("write event");
         path
     }
@@ -194,6 +208,12 @@ impl Bed {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(!unmasked.contains(TOKEN), "the token leaked:\n{all}");
+        assert!(!unmasked.contains(CANARY), "the env secret leaked:\n{all}");
+        let summary = std::fs::read_to_string(runner.join("summary")).unwrap_or_default();
+        assert!(
+            !summary.contains(CANARY) && !summary.contains(TOKEN),
+            "a secret in the job summary:\n{summary}"
+        );
         output
     }
 
@@ -205,9 +225,7 @@ impl Bed {
 fn preview_containers(index: usize, pr: u64) -> String {
     on_host(
         index,
-        &format!(
-            "docker ps -a --filter label=service={SERVICE}-pr-{pr} --format '{{{{.Names}}}}'"
-        ),
+        &format!("docker ps -a --filter label=service={SERVICE}-pr-{pr} --format '{{{{.Names}}}}'"),
     )
 }
 
@@ -263,7 +281,7 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
             "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  web:\n    - {}\n    - {}\nproxy:\n  \
              host: shop.test\n  app_port: 80\n  run:\n    registry: {registry}\n    repository: \
              dhow/kamal-proxy\nregistry:\n  server: {registry}\n  username: ci\n  password:\n    - \
-             REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\nreadiness_delay: 0\nssh:\n  user: deploy\n  \
+             REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\nenv:\n  secret:\n    - PREVIEW_CANARY\nreadiness_delay: 0\nssh:\n  user: deploy\n  \
              keys: [{}]\n  keys_only: true\nx-dhow-preview:\n  domain: preview.test\n  hosts: [{}]\n  \
              max: 2\n",
             host(HOSTS[0]),
@@ -276,7 +294,7 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
     std::fs::write(
         dir.join(".kamal/secrets"),
         format!(
-            "REGISTRY_PASSWORD={}\n",
+            "REGISTRY_PASSWORD={}\nPREVIEW_CANARY={CANARY}\n",
             json["registry"]["password"].as_str().expect("password")
         ),
     )
@@ -297,7 +315,8 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
     let opened = |pr: u64, head: &str| bed.event("pull_request.opened.json", pr, head);
     let out = ok(&bed.dhow(&["preview", "auto", "-P"], "pa1", Some(&opened(2, "pa1"))));
     assert!(out.contains("http://pr-2.preview.test"), "{out}");
-    ok(&bed.dhow(&["preview", "auto", "-P"], "pb1", Some(&opened(3, "pb1"))));
+    let reopened = bed.event("pull_request.reopened.json", 3, "pb1");
+    ok(&bed.dhow(&["preview", "auto", "-P"], "pb1", Some(&reopened)));
     assert_eq!(version_at(&json, HOSTS[0], "pr-2.preview.test"), "pa1");
     assert_eq!(version_at(&json, HOSTS[0], "pr-3.preview.test"), "pb1");
     assert_eq!(version_at(&json, HOSTS[0], "shop.test"), "v1");
@@ -318,12 +337,32 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
     let comments = bed.comments(2);
     assert_eq!(comments.len(), 1, "never duplicated: {comments:?}");
     assert!(comments[0].contains("`pa2`"), "{}", comments[0]);
+    // The preview has its secret (from its 0600 env file).
+    assert_eq!(
+        on_host(
+            HOSTS[0],
+            &format!("docker exec {SERVICE}-pr-2-web-pa2 sh -c 'echo \"$PREVIEW_CANARY\"'")
+        )
+        .trim(),
+        CANARY
+    );
+    assert_eq!(
+        on_host(
+            HOSTS[0],
+            &format!("stat -c %a .kamal/apps/{SERVICE}-pr-2/env/roles/web.env")
+        )
+        .trim(),
+        "600"
+    );
 
     // The cap (max 2): a third is refused and leaves nothing.
     let refused = bed.dhow(&["preview", "auto", "-P"], "pa1", Some(&opened(4, "pa1")));
     assert!(!refused.status.success());
     let all = text(&refused.stdout) + &text(&refused.stderr);
-    assert!(all.contains("the preview of #4 was refused: 2 previews are live (#2, #3)"), "{all}");
+    assert!(
+        all.contains("the preview of #4 was refused: 2 previews are live (#2, #3)"),
+        "{all}"
+    );
     assert!(preview_containers(HOSTS[0], 4).trim().is_empty());
 
     // A fork's pull request is skipped with a notice.
@@ -350,7 +389,10 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
         });
     }
     let out = ok(&bed.dhow(&["preview", "sweep"], "v1", None));
-    assert!(out.contains("removed #3: the pull request is closed"), "{out}");
+    assert!(
+        out.contains("removed #3: the pull request is closed"),
+        "{out}"
+    );
     assert!(out.contains("kept #2"), "{out}");
     assert!(preview_containers(HOSTS[0], 3).trim().is_empty());
     assert_eq!(version_at(&json, HOSTS[0], "pr-2.preview.test"), "pa2");
@@ -359,7 +401,10 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
     let closed = bed.event("pull_request.closed.json", 2, "pa2");
     ok(&bed.dhow(&["preview", "auto", "-P"], "pa2", Some(&closed)));
     for index in HOSTS {
-        assert!(preview_containers(index, 2).trim().is_empty(), "host {index}");
+        assert!(
+            preview_containers(index, 2).trim().is_empty(),
+            "host {index}"
+        );
         let leftovers = on_host(
             index,
             &format!(
@@ -394,10 +439,20 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
     assert_eq!(version_at(&json, HOSTS[0], "shop.test"), "v1");
     assert_eq!(version_at(&json, HOSTS[1], "shop.test"), "v1");
     assert_eq!(
-        on_host(HOSTS[0], &format!("docker ps -q --filter name=^{SERVICE}-web-v1$")),
+        on_host(
+            HOSTS[0],
+            &format!("docker ps -q --filter name=^{SERVICE}-web-v1$")
+        ),
         production_id
     );
     bed.fake.assert_not_sent(TOKEN);
+    bed.fake.assert_not_sent(CANARY);
+    for pr in [2, 3, 4, 5] {
+        for body in bed.comments(pr) {
+            assert!(!body.contains(CANARY) && !body.contains(TOKEN), "{body}");
+        }
+    }
+
     bed.fake.assert_no_violations();
     drop(bed.runtime);
 }

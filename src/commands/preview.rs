@@ -147,6 +147,26 @@ async fn comment(github: Option<&GitHub>, pr: u64, body: &Comment<'_>, printer: 
 const HINT: &str = "Pushing to the pull request redeploys the preview; closing it removes \
                     the preview. By hand: `dhow preview deploy --pr N` / `dhow preview remove --pr N`.";
 
+/// The rails of the event: forks get no preview unless allowed; the label gate.
+fn skipped(
+    pull: &dhow_github::context::PullRequestEvent,
+    settings: &PreviewSettings,
+) -> Option<String> {
+    if pull.from_fork && !settings.forks {
+        return Some(
+            "the pull request comes from a fork, whose runs get no secrets (set \
+             x-dhow-preview.forks: true to allow it)"
+                .to_owned(),
+        );
+    }
+    match &settings.label {
+        Some(label) if !pull.labels.iter().any(|l| l == label) => {
+            Some(format!("it lacks the label {label:?}"))
+        }
+        _ => None,
+    }
+}
+
 fn deploy_preview(
     pr: u64,
     deploy: &DeployArgs,
@@ -160,23 +180,9 @@ fn deploy_preview(
     let context = context(&env, &global);
     let pull = context.as_ref().and_then(|c| c.pull_request().cloned());
 
-    // The rails: forks get no preview unless allowed; the label gate.
-    if let Some(pull) = &pull {
-        if pull.from_fork && !settings.forks {
-            printer.info(&format!(
-                "notice: skipped the preview of #{pr}: the pull request comes from a fork, whose \
-                 runs get no secrets (set x-dhow-preview.forks: true to allow it)"
-            ));
-            return Ok(());
-        }
-        if let Some(label) = &settings.label
-            && !pull.labels.iter().any(|l| l == label)
-        {
-            printer.info(&format!(
-                "notice: skipped the preview of #{pr}: it lacks the label {label:?}"
-            ));
-            return Ok(());
-        }
+    if let Some(reason) = pull.as_ref().and_then(|pull| skipped(pull, &settings)) {
+        printer.info(&format!("notice: skipped the preview of #{pr}: {reason}"));
+        return Ok(());
     }
 
     // The cap, over every host previews may run on.
@@ -262,12 +268,7 @@ fn deploy_preview(
     result
 }
 
-fn remove_preview(
-    pr: u64,
-    global: &GlobalArgs,
-    printer: Printer,
-    why: &str,
-) -> Result<(), Error> {
+fn remove_preview(pr: u64, global: &GlobalArgs, printer: Printer, why: &str) -> Result<(), Error> {
     let env = settings::environment();
     let global = with_preview(global, pr);
     let args = RemoveArgs {
@@ -293,7 +294,9 @@ fn remove_preview(
                 for deployment in deployments {
                     let status = NewStatus::new(DeploymentState::Inactive)
                         .description(format!("preview of #{pr} {why}"));
-                    if let Err(error) = github.create_deployment_status(deployment.id, &status).await
+                    if let Err(error) = github
+                        .create_deployment_status(deployment.id, &status)
+                        .await
                     {
                         printer.warn(&format!(
                             "could not mark deployment {} inactive: {error}",
@@ -357,7 +360,9 @@ fn sweep(
     let run = Run::prepare(global, printer, "preview", Some("sweep"), false)?;
     let ttl = match older_than {
         Some(text) => config_preview::parse_duration(text).ok_or_else(|| Error::Usage {
-            message: format!("--older-than: expected a duration such as 7d, 12h or 30m, got {text:?}"),
+            message: format!(
+                "--older-than: expected a duration such as 7d, 12h or 30m, got {text:?}"
+            ),
         })?,
         None => config_preview::settings(&run.config.raw)
             .ok()

@@ -115,8 +115,15 @@ fn every_name_of_a_preview_carries_its_number() {
     assert_eq!(hosts, vec!["10.0.0.2"]);
     assert_eq!(config.proxy.hosts(), vec!["pr-7.preview.example.com"]);
     assert_eq!(config.env_directory(), ".kamal/apps/shop-pr-7/env");
-    assert_eq!(config.latest_tag(), "latest-pr-7", "production's latest tag never moves");
-    assert_eq!(config.scope().latest_image(), "127.0.0.1:5000/acme/shop:latest-pr-7");
+    assert_eq!(
+        config.latest_tag(),
+        "latest-pr-7",
+        "production's latest tag never moves"
+    );
+    assert_eq!(
+        config.scope().latest_image(),
+        "127.0.0.1:5000/acme/shop:latest-pr-7"
+    );
 
     let accessories: Vec<(&str, &str, Vec<String>)> = config
         .accessories

@@ -865,8 +865,12 @@ impl Config {
 
     /// The builders' scope of this configuration.
     pub fn scope(&self) -> crate::docker::Scope {
-        crate::docker::Scope::new(&self.service, self.destination.as_deref(), &self.repository())
-            .with_preview(self.preview)
+        crate::docker::Scope::new(
+            &self.service,
+            self.destination.as_deref(),
+            &self.repository(),
+        )
+        .with_preview(self.preview)
     }
 
     /// `<repository>:<latest tag>`.
