@@ -1,0 +1,464 @@
+//! End-to-end lifecycle on the sandbox (`scripts/sandbox up`). Hosts 14 and 15: `dhow setup`
+//! deploys v1 (a web role behind kamal-proxy, the image of `scripts/build-proxy-image`, on both
+//! hosts, plus a worker role on the second), v1 answers through the proxy on 127.0.0.1; `deploy`
+//! v2 → v2; `rollback v1` → v1; `rollback` of an unknown version fails naming the hosts and
+//! changes nothing; a v3 whose health check fails leaves v1 serving and prints its log tail;
+//! `remove` leaves no container, image, volume, env file or lock. Host 16: a held lock makes a
+//! deploy fail with the holder's details (exit 7), `--lock-wait` waits for the release, and
+//! SIGTERM during the boot stops the new container, keeps the old one, writes the audit line and
+//! releases the lock. `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under
+//! CI (`CI=true`) and print a notice otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const SERVICE: &str = "dhow-e2e-life";
+const LOCK_SERVICE: &str = "dhow-e2e-lock";
+const CANARY: &str = "canary-lifecycle-env-5a1d";
+/// Sandbox hosts (1-based, as `scripts/sandbox ssh` counts them).
+const HOSTS: [usize; 2] = [14, 15];
+const LOCK_HOST: usize = 16;
+const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sandbox() -> Option<Value> {
+    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
+        );
+        #[expect(
+            clippy::print_stderr,
+            reason = "the notice says why nothing was checked"
+        )]
+        {
+            eprintln!(
+                "notice: DHOW_SANDBOX is not set; skipping the sandbox lifecycle test (run \
+                 `scripts/sandbox up --min-hosts 16` and source .sandbox/sandbox.env)"
+            );
+        }
+        return None;
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
+    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
+    assert!(
+        json["hosts"].as_array().map_or(0, Vec::len) >= 16,
+        "the sandbox has fewer than 16 hosts: run `scripts/sandbox up --min-hosts 16`"
+    );
+    Some(json)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
+fn on_host(index: usize, cmd: &str) -> String {
+    let output = Command::new(repo().join("scripts/sandbox"))
+        .args(["ssh", &index.to_string(), "deploy", cmd])
+        .output()
+        .expect("scripts/sandbox ssh");
+    ok(&output)
+}
+
+fn build_image(service: &str, version: &str, kind: &str) {
+    ok(&Command::new(repo().join("scripts/sandbox"))
+        .args(["image", service, version, "--kind", kind, "--push"])
+        .output()
+        .expect("scripts/sandbox image"));
+}
+
+/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
+/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
+fn push_proxy_image(registry: &str) {
+    let present = Command::new("docker")
+        .args(["image", "inspect", PROXY_IMAGE])
+        .output()
+        .expect("docker image inspect")
+        .status
+        .success();
+    if !present {
+        ok(&Command::new(repo().join("scripts/build-proxy-image"))
+            .output()
+            .expect("scripts/build-proxy-image"));
+    }
+    let target = format!("{registry}/{PROXY_IMAGE}");
+    ok(&Command::new("docker")
+        .args(["tag", PROXY_IMAGE, &target])
+        .output()
+        .expect("docker tag"));
+    ok(&Command::new("docker")
+        .args(["push", "-q", &target])
+        .output()
+        .expect("docker push"));
+}
+
+/// Leaves host `index` as the sandbox made it: no containers, images, volumes or `.kamal`.
+fn wipe(index: usize) {
+    on_host(
+        index,
+        "docker ps -aq | xargs -r docker rm -f >/dev/null; \
+         docker images -q | sort -u | xargs -r docker rmi -f >/dev/null 2>&1; \
+         docker volume ls -q | xargs -r docker volume rm >/dev/null; rm -rf .kamal",
+    );
+}
+
+fn http_get(port: &str, path: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}{path}")])
+        .output()
+        .expect("curl");
+    text(&output.stdout)
+}
+
+struct App {
+    dir: tempfile::TempDir,
+    known_hosts: String,
+}
+
+impl App {
+    fn new(json: &Value, config: &str) -> Self {
+        let app = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            known_hosts: json["ssh"]["known_hosts"].as_str().expect("kh").to_owned(),
+        };
+        std::fs::create_dir_all(app.dir.path().join("config")).expect("config");
+        std::fs::create_dir_all(app.dir.path().join(".kamal")).expect(".kamal");
+        std::fs::create_dir_all(app.dir.path().join("home")).expect("home");
+        app.write_config(config);
+        std::fs::write(
+            app.dir.path().join(".kamal/secrets"),
+            format!(
+                "REGISTRY_PASSWORD={}\nCANARY_SECRET={CANARY}\n",
+                json["registry"]["password"].as_str().expect("password")
+            ),
+        )
+        .expect("secrets");
+        app
+    }
+
+    fn write_config(&self, config: &str) {
+        std::fs::write(self.dir.path().join("config/deploy.yml"), config).expect("deploy.yml");
+    }
+
+    fn dhow(&self, version: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dhow"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env("VERSION", version)
+            .env("DHOW_KNOWN_HOSTS", &self.known_hosts)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("DHOW_SSH_FINGERPRINTS")
+            .env_remove("DHOW_SSH_PRIVATE_KEY")
+            .env_remove("KAMAL_LOCK")
+            .env_remove("GITHUB_ACTOR")
+            .env_remove("GITHUB_RUN_ID")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs dhow to the end; returns how it ended and everything it printed (never the canary).
+    fn run(&self, version: &str, args: &[&str]) -> (Output, String) {
+        let output = self.dhow(version, args).output().expect("dhow");
+        let all = text(&output.stdout) + &text(&output.stderr);
+        assert!(!all.contains(CANARY), "the env secret was printed:\n{all}");
+        (output, all)
+    }
+
+    fn ok(&self, version: &str, args: &[&str]) -> String {
+        let (output, all) = self.run(version, args);
+        assert!(output.status.success(), "dhow {args:?}: {all}");
+        all
+    }
+
+    /// Starts dhow with its output going to files in the app directory.
+    fn spawn(&self, version: &str, args: &[&str], name: &str) -> std::process::Child {
+        let out = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
+        let err = out.try_clone().expect("log");
+        self.dhow(version, args)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn dhow")
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+fn host_spec(json: &Value, index: usize) -> String {
+    format!("127.0.0.1:{}", json["hosts"][index - 1]["ssh_port"])
+}
+
+fn web_config(json: &Value, registry: &str, proxy_extra: &str) -> String {
+    format!(
+        "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  web:\n    - {h1}\n    - {h2}\n  \
+         workers:\n    hosts:\n      - {h2}\n    cmd: sleep 3600\nproxy:\n  app_port: 80\n{proxy_extra}  \
+         run:\n    registry: {registry}\n    repository: dhow/kamal-proxy\nregistry:\n  server: \
+         {registry}\n  username: ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\n\
+         env:\n  secret:\n    - CANARY_SECRET\nssh:\n  user: deploy\n  keys: [{key}]\n  keys_only: true\n",
+        h1 = host_spec(json, HOSTS[0]),
+        h2 = host_spec(json, HOSTS[1]),
+        key = json["ssh"]["key"].as_str().expect("key"),
+    )
+}
+
+fn serves(json: &Value, version: &str) {
+    for index in HOSTS {
+        let port = json["hosts"][index - 1]["http_port"].to_string();
+        assert_eq!(
+            http_get(&port, "/version").trim(),
+            version,
+            "host {index} serves {version} through the proxy"
+        );
+    }
+    let running = on_host(
+        HOSTS[1],
+        &format!("docker ps --filter label=service={SERVICE} --format '{{{{.Names}}}}' | sort"),
+    );
+    assert_eq!(
+        running.trim(),
+        format!("{SERVICE}-web-{version}\n{SERVICE}-workers-{version}"),
+        "only {version} runs on host {}",
+        HOSTS[1]
+    );
+}
+
+fn lock_free(index: usize, service: &str) {
+    let lock = on_host(
+        index,
+        &format!("test -e .kamal/lock-{service} && echo held || echo free"),
+    );
+    assert_eq!(lock.trim(), "free", "the lock on host {index}");
+}
+
+#[test]
+fn setup_deploy_rollback_failed_boot_and_remove() {
+    let Some(json) = sandbox() else { return };
+    let registry = json["registry"]["from_hosts"]
+        .as_str()
+        .expect("registry")
+        .to_owned();
+    push_proxy_image(&registry);
+    for version in ["v1", "v2", "v3"] {
+        build_image(SERVICE, version, "web");
+    }
+    for index in HOSTS {
+        wipe(index);
+    }
+    let app = App::new(&json, &web_config(&json, &registry, ""));
+
+    // setup: Docker is there, the proxy is booted, v1 deployed.
+    let out = app.ok("v1", &["setup", "-P"]);
+    assert!(out.contains("Ensure Docker is installed"), "{out}");
+    serves(&json, "v1");
+    for index in HOSTS {
+        lock_free(index, SERVICE);
+    }
+
+    app.ok("v2", &["deploy", "-P"]);
+    serves(&json, "v2");
+
+    let out = app.ok("v2", &["rollback", "v1"]);
+    assert!(out.contains("Finished in"), "{out}");
+    serves(&json, "v1");
+    let audit = on_host(HOSTS[0], &format!("cat .kamal/{SERVICE}-audit.log"));
+    let booted: Vec<&str> = audit
+        .lines()
+        .filter_map(|line| line.split("Booted app version ").nth(1))
+        .collect();
+    assert_eq!(booted, ["v1", "v2", "v1"], "{audit}");
+
+    // An unknown version: exit 1, every host named, nothing changed.
+    let (output, all) = app.run("v1", &["rollback", "v9"]);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    for index in HOSTS {
+        assert!(all.contains(&host_spec(&json, index)), "{all}");
+    }
+    assert!(
+        all.contains("the app version 'v9' is not available as a container"),
+        "{all}"
+    );
+    serves(&json, "v1");
+    for index in HOSTS {
+        lock_free(index, SERVICE);
+    }
+
+    // v3 never passes the proxy's health check: v1 keeps serving, the log tail is printed.
+    app.write_config(&web_config(
+        &json,
+        &registry,
+        "  healthcheck:\n    path: /missing\n    interval: 1\n    timeout: 1\n",
+    ));
+    let config = std::fs::read_to_string(app.dir.path().join("config/deploy.yml")).expect("yml");
+    app.write_config(&format!("{config}deploy_timeout: 4\n"));
+    let (output, all) = app.run("v3", &["deploy", "-P"]);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("web v3 listening on :80"), "log tail:\n{all}");
+    assert!(
+        all.contains("Last log lines of the new web container"),
+        "{all}"
+    );
+    assert!(
+        all.contains("Health state of the new web container"),
+        "{all}"
+    );
+    serves(&json, "v1");
+    for index in HOSTS {
+        lock_free(index, SERVICE);
+    }
+
+    // remove: nothing of the app or the proxy is left.
+    app.ok("v1", &["remove", "-y"]);
+    for index in HOSTS {
+        assert_eq!(
+            on_host(index, "docker ps -a --format '{{.Names}}'").trim(),
+            ""
+        );
+        assert_eq!(
+            on_host(index, "docker images --format '{{.Repository}}:{{.Tag}}'").trim(),
+            ""
+        );
+        assert_eq!(on_host(index, "docker volume ls -q").trim(), "");
+        // No env file, lock or proxy directory: only the audit log (and the emptied
+        // `.kamal/apps`, which Kamal leaves too).
+        let files = on_host(index, "find .kamal -mindepth 1 | sort");
+        assert_eq!(
+            files.trim(),
+            format!(".kamal/apps\n.kamal/{SERVICE}-audit.log"),
+            "only the audit log is left on host {index}"
+        );
+        let audit = on_host(index, &format!("cat .kamal/{SERVICE}-audit.log"));
+        for line in ["Removed all app containers", "Removed all app images"] {
+            assert!(audit.contains(line), "{line:?} missing from\n{audit}");
+        }
+    }
+    for index in HOSTS {
+        wipe(index);
+    }
+}
+
+fn lock_config(json: &Value, registry: &str, readiness_delay: u32) -> String {
+    format!(
+        "service: {LOCK_SERVICE}\nimage: {LOCK_SERVICE}\nservers:\n  workers:\n    hosts:\n      - {}\n    \
+         proxy: false\nprimary_role: workers\nreadiness_delay: {readiness_delay}\ndeploy_timeout: 60\n\
+         registry:\n  server: {registry}\n  username: ci\n  password:\n    - REGISTRY_PASSWORD\n\
+         builder:\n  arch: amd64\nenv:\n  secret:\n    - CANARY_SECRET\nssh:\n  user: deploy\n  keys: \
+         [{}]\n  keys_only: true\n",
+        host_spec(json, LOCK_HOST),
+        json["ssh"]["key"].as_str().expect("key"),
+    )
+}
+
+/// Waits (bounded: 600 × 100 ms) until `done` holds.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn held_lock_lock_wait_and_sigterm_during_the_boot() {
+    let Some(json) = sandbox() else { return };
+    let registry = json["registry"]["from_hosts"]
+        .as_str()
+        .expect("registry")
+        .to_owned();
+    build_image(LOCK_SERVICE, "v1", "worker");
+    build_image(LOCK_SERVICE, "v2", "worker");
+    wipe(LOCK_HOST);
+    let app = App::new(&json, &lock_config(&json, &registry, 0));
+
+    app.ok("v1", &["lock", "acquire", "-m", "maintenance window"]);
+    let status = app.ok("v1", &["lock", "status"]);
+    assert!(status.contains("Message: maintenance window"), "{status}");
+    assert!(status.contains("Version: v1"), "{status}");
+
+    // A deploy while the lock is held: exit 7 with the holder's details.
+    let (output, all) = app.run("v1", &["deploy", "-P"]);
+    assert_eq!(output.status.code(), Some(7), "{all}");
+    assert!(all.contains("Locked by: "), "{all}");
+    assert!(all.contains("Message: maintenance window"), "{all}");
+    assert!(all.contains("Deploy lock found"), "{all}");
+
+    // With --lock-wait it waits, showing the holder, and deploys once the lock is released.
+    let mut waiting = app.spawn("v1", &["deploy", "-P", "--lock-wait", "2m"], "wait");
+    eventually("the deploy to wait for the lock", || {
+        app.log("wait").contains("Waiting for the deploy lock (")
+    });
+    assert!(app.log("wait").contains("maintenance window"));
+    app.ok("v1", &["lock", "release"]);
+    let status = waiting.wait().expect("wait");
+    assert!(status.success(), "{}", app.log("wait"));
+    assert!(!app.log("wait").contains(CANARY));
+    let running = on_host(
+        LOCK_HOST,
+        &format!("docker ps --filter label=service={LOCK_SERVICE} --format '{{{{.Names}}}}'"),
+    );
+    assert_eq!(running.trim(), format!("{LOCK_SERVICE}-workers-v1"));
+    let status = app.ok("v1", &["lock", "status"]);
+    assert!(status.contains("There is no deploy lock"), "{status}");
+
+    // SIGTERM while v2 boots (its readiness delay keeps the boot going): v1 keeps running,
+    // v2 is stopped, the audit line is written and the lock released.
+    app.write_config(&lock_config(&json, &registry, 60));
+    let mut deploy = app.spawn("v2", &["deploy", "-P"], "term");
+    eventually("v2 to start", || {
+        on_host(
+            LOCK_HOST,
+            &format!(
+                "docker ps --filter name=^{LOCK_SERVICE}-workers-v2$ --filter status=running -q"
+            ),
+        )
+        .trim()
+        .len()
+            > 1
+    });
+    ok(&Command::new("kill")
+        .args(["-TERM", &deploy.id().to_string()])
+        .output()
+        .expect("kill"));
+    let status = deploy.wait().expect("wait");
+    let log = app.log("term");
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("interrupted"), "{log}");
+    lock_free(LOCK_HOST, LOCK_SERVICE);
+    let running = on_host(
+        LOCK_HOST,
+        &format!("docker ps --filter label=service={LOCK_SERVICE} --format '{{{{.Names}}}}'"),
+    );
+    assert_eq!(running.trim(), format!("{LOCK_SERVICE}-workers-v1"));
+    let audit = on_host(LOCK_HOST, &format!("cat .kamal/{LOCK_SERVICE}-audit.log"));
+    assert!(
+        audit.contains("Interrupted deploy of version v2 by a signal"),
+        "{audit}"
+    );
+    wipe(LOCK_HOST);
+}
