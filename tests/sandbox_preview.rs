@@ -236,6 +236,7 @@ fn clean(index: usize) {
             "docker ps -aq --filter label=dhow.preview | xargs -r docker rm -f >/dev/null; \
              docker ps -aq --filter label=service={SERVICE} | xargs -r docker rm -f >/dev/null; \
              docker rm -f kamal-proxy >/dev/null 2>&1; docker volume rm kamal-proxy-config >/dev/null 2>&1; \
+             docker volume ls -q --filter name={SERVICE} | xargs -r docker volume rm >/dev/null 2>&1; \
              rm -rf .kamal/apps/{SERVICE}* .kamal/{SERVICE}*-audit.log .kamal/lock-{SERVICE}* .kamal/proxy; true"
         ),
     );
@@ -281,7 +282,7 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
             "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  web:\n    - {}\n    - {}\nproxy:\n  \
              host: shop.test\n  app_port: 80\n  run:\n    registry: {registry}\n    repository: \
              dhow/kamal-proxy\nregistry:\n  server: {registry}\n  username: ci\n  password:\n    - \
-             REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\nenv:\n  secret:\n    - PREVIEW_CANARY\nreadiness_delay: 0\nssh:\n  user: deploy\n  \
+             REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\nenv:\n  secret:\n    - PREVIEW_CANARY\nvolumes:\n  - {SERVICE}-data:/data\nreadiness_delay: 0\nssh:\n  user: deploy\n  \
              keys: [{}]\n  keys_only: true\nx-dhow-preview:\n  domain: preview.test\n  hosts: [{}]\n  \
              max: 2\n",
             host(HOSTS[0]),
@@ -419,14 +420,40 @@ fn previews_live_beside_production_and_leave_nothing_behind() {
     let comments = bed.comments(2);
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert!(comments[0].contains("— removed"), "{}", comments[0]);
-    let inactive = bed
+    let deployments: Vec<Value> = bed
         .fake
         .deployments()
-        .iter()
+        .into_iter()
         .filter(|d| d["environment"] == "pr-2")
-        .map(|d| bed.fake.status_states(d["id"].as_u64().expect("id")))
-        .all(|states| states.last().map(String::as_str) == Some("inactive"));
-    assert!(inactive, "{:?}", bed.fake.deployments());
+        .collect();
+    assert_eq!(
+        deployments.len(),
+        2,
+        "one per run (opened, synchronize): {deployments:?}"
+    );
+    for d in &deployments {
+        assert_eq!(d["transient_environment"], true, "{d}");
+        assert_eq!(d["production_environment"], false, "{d}");
+        let states = bed.fake.status_states(d["id"].as_u64().expect("id"));
+        assert!(states.contains(&"success".to_owned()), "{states:?}");
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("inactive"),
+            "{states:?}"
+        );
+    }
+    // The preview's own volume went with it; production's stays.
+    for index in HOSTS {
+        assert_eq!(
+            on_host(
+                index,
+                &format!("docker volume ls -q --filter name=^{SERVICE}-data")
+            )
+            .trim(),
+            format!("{SERVICE}-data"),
+            "host {index}"
+        );
+    }
 
     // Production was never touched: its container, and its latest tag still on v1.
     let image_id = |tag: &str| {

@@ -278,6 +278,7 @@ fn remove_preview(pr: u64, global: &GlobalArgs, printer: Printer, why: &str) -> 
         lock_wait: None,
     };
     super::remove::remove(&args, &global, printer)?;
+    remove_volumes(pr, &global, printer)?;
     printer.info(&format!("removed the preview of #{pr} ({why})"));
     let environment = settings::preview_environment(pr);
     runtime()?.block_on(async {
@@ -320,6 +321,47 @@ fn remove_preview(pr: u64, global: &GlobalArgs, printer: Printer, why: &str) -> 
         comment(Some(github), pr, &body, printer).await;
         Ok(())
     })
+}
+
+/// Deletes the preview's named volumes on every host of its configuration (its own names only:
+/// each carries `-pr-<N>`).
+fn remove_volumes(pr: u64, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
+    let run = Run::prepare(global, printer, "preview", Some("remove"), false)?;
+    let names = preview::named_volumes(&run.config, pr);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut hosts = run.selection.hosts.clone();
+    for accessory in &run.config.accessories {
+        for host in &accessory.hosts {
+            if !hosts.contains(host) {
+                hosts.push(host.clone());
+            }
+        }
+    }
+    run.pre_connect()?;
+    let pool = run.pool()?;
+    let command = RemoteCommand::from(&preview::remove_volumes_command(&names));
+    let result = runtime()?.block_on(async {
+        let cancel = cancel_on_signals();
+        let results = pool
+            .run_on_hosts(&hosts, &cancel, move |session| {
+                let command = command.clone();
+                async move {
+                    let host = session.host().to_owned();
+                    let output = session.capture(&command).await?;
+                    output.ensure_success(&host, &command)?;
+                    Ok(())
+                }
+            })
+            .await;
+        pool.close().await;
+        results
+    });
+    run.report_learned(&pool);
+    result.into_result()?;
+    printer.info(&format!("removed the volumes {}", names.join(", ")));
+    Ok(())
 }
 
 /// `dhow preview list`: the previews on the hosts.

@@ -29,6 +29,27 @@ pub fn list_command() -> Command {
     ])
 }
 
+/// The named volumes of a preview's configuration (its own `-pr-<N>` ones; host paths are
+/// left alone), which `remove` does not delete (as Kamal's does not) but a torn-down preview must.
+pub fn named_volumes(config: &crate::config::Config, pr: u64) -> Vec<String> {
+    let mark = crate::config::preview::mark(pr);
+    let mut names: Vec<String> = config
+        .volumes
+        .iter()
+        .chain(config.accessories.iter().flat_map(|a| a.volumes.iter()))
+        .filter_map(|v| v.split_once(':').map(|(source, _)| source.to_owned()))
+        .filter(|source| !source.starts_with(['/', '.', '~', '$']) && source.contains(&mark))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `docker volume rm --force` of `names`, failing on nothing that is already gone.
+pub fn remove_volumes_command(names: &[String]) -> Command {
+    Command::from_words(["docker", "volume", "rm", "--force"]).args(names.iter().cloned())
+}
+
 /// One preview container seen on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreviewContainer {
@@ -273,6 +294,17 @@ mod tests {
         assert_eq!(
             for_exec(&list_command()),
             "docker ps --all --filter label=dhow.preview --format '{{.Label \"dhow.preview\"}}\t{{.Label \"service\"}}\t{{.Names}}\t{{.CreatedAt}}\t{{.State}}'"
+        );
+    }
+
+    #[test]
+    fn volumes_are_removed_by_name() {
+        assert_eq!(
+            for_exec(&remove_volumes_command(&[
+                "data-pr-7".to_owned(),
+                "pg-pr-7".to_owned()
+            ])),
+            "docker volume rm --force data-pr-7 pg-pr-7"
         );
     }
 
