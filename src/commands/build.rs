@@ -177,6 +177,34 @@ pub fn registry_credentials(run: &Run) -> Result<Option<(String, Secret<String>)
     }
 }
 
+/// What `setup` and `redeploy` do before their plan, as Kamal's run `build deliver` first:
+/// unless `--skip-push`, build (or adopt `--image`) and push here, with progress on the
+/// terminal; the plan then pulls the image on the hosts.
+pub fn deliver_for(
+    run: &Run,
+    args: &crate::cli::DeployArgs,
+    printer: Printer,
+) -> Result<(), Error> {
+    if args.skip_push {
+        return Ok(());
+    }
+    let reporter: Mutex<Box<dyn Reporter>> =
+        Mutex::new(reporter::for_format(Format::Text, printer));
+    let emit = |event: Event| {
+        if let Ok(mut reporter) = reporter.lock() {
+            reporter.report(&event);
+        }
+    };
+    let source = match &args.image {
+        Some(reference) => Source::Adopt(reference),
+        None => Source::Build {
+            output: "registry",
+            no_cache: args.no_cache,
+        },
+    };
+    deliver_image(run, source, &emit).map(|_| ())
+}
+
 /// Kamal's `build push` (or dhow's adoption), locally: docker and buildx detection, the local
 /// registry login (`--password-stdin`), the pre-build hook, then the build and push with the
 /// build secrets in the build's environment only. Emits `ImagePushed` with the digest.

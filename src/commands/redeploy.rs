@@ -1,4 +1,5 @@
-//! `dhow redeploy`: deploy's plan without the proxy boot and the prune (Kamal's order: pull,
+//! `dhow redeploy`: the image built and pushed unless `-P`, then deploy's plan without the proxy
+//! boot and the prune (Kamal's order: pull,
 //! lock, pre-deploy hook, stale containers, app boot, unlock, post-deploy hook).
 
 use dhow_core::plan;
@@ -11,17 +12,13 @@ use crate::printer::Printer;
 
 /// `dhow redeploy`.
 pub fn redeploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
-    if !args.dry_run && !args.skip_push {
-        return Err(Error::Usage {
-            message: "dhow redeploy builds nothing yet: push the image first and redeploy it with --skip-push (-P)".to_owned(),
-        });
-    }
     let (run, resolved) = prepare_for(global, printer, "redeploy", "Automatic deploy lock")?;
     let plan = plan::redeploy(&input(&run, &resolved));
     if args.dry_run {
         printer.data(plan::render(&plan).trim_end());
         return Ok(());
     }
+    super::build::deliver_for(&run, args, printer)?;
     lifecycle::execute(
         &run,
         &plan,

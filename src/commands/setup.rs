@@ -1,4 +1,5 @@
-//! `dhow setup`: Kamal's setup in one plan under one lock taken first: `server bootstrap`
+//! `dhow setup`: the image built (or adopted) and pushed unless `-P`, then Kamal's setup in one
+//! plan under one lock taken first: `server bootstrap`
 //! (Docker where missing, then the docker-setup hook), pull, pre-deploy hook, proxy boot,
 //! accessories, stale containers, app boot, prune, and the post-deploy hook while the lock is
 //! still held.
@@ -14,11 +15,6 @@ use crate::printer::Printer;
 
 /// `dhow setup`.
 pub fn setup(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
-    if !args.dry_run && !args.skip_push {
-        return Err(Error::Usage {
-            message: "dhow setup builds nothing yet: push the image first and run setup with --skip-push (-P)".to_owned(),
-        });
-    }
     let (run, resolved) = prepare_for(global, printer, "setup", "Automatic deploy lock")?;
     let accessories = super::accessory::all_stages(&run, Operation::Boot)?;
     let plan = plan::setup(&input(&run, &resolved), accessories);
@@ -26,6 +22,7 @@ pub fn setup(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result
         printer.data(plan::render(&plan).trim_end());
         return Ok(());
     }
+    super::build::deliver_for(&run, args, printer)?;
     lifecycle::execute(
         &run,
         &plan,
