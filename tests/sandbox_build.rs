@@ -79,11 +79,17 @@ fn on_host(cmd: &str) -> String {
     ok(&output)
 }
 
+/// Both tests use the one host: they take turns, so neither races the other's `docker network
+/// create kamal` (two concurrent creates can leave two networks of that name).
+static HOST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn clean_host(service: &str) {
     on_host(&format!(
         "docker ps -aq --filter label=service={service} | xargs -r docker rm -f >/dev/null; \
          docker images -q --filter reference='*/{service}' | xargs -r docker rmi -f >/dev/null 2>&1; \
-         rm -rf .kamal/apps/{service} .kamal/{service}-audit.log .kamal/lock-{service}"
+         rm -rf .kamal/apps/{service} .kamal/{service}-audit.log .kamal/lock-{service}; \
+         kamal=$(docker network ls -q --filter name='^kamal$'); \
+         if [ $(echo $kamal | wc -w) -gt 1 ]; then docker network rm $kamal >/dev/null 2>&1; fi; true"
     ));
 }
 
@@ -255,6 +261,9 @@ fn host_digest(image: &str) -> String {
 #[test]
 fn deploy_builds_from_the_git_clone_pushes_and_runs_each_version() {
     let Some(json) = sandbox() else { return };
+    let _turn = HOST_TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
@@ -359,6 +368,9 @@ fn deploy_builds_from_the_git_clone_pushes_and_runs_each_version() {
 #[test]
 fn deploy_adopts_an_image_built_elsewhere_by_digest() {
     let Some(json) = sandbox() else { return };
+    let _turn = HOST_TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
