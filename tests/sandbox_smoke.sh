@@ -134,7 +134,8 @@ for ((i = 1; i <= DHOW_SANDBOX_HOST_COUNT; i++)); do
 done
 
 # 6. The web image answers through host1's published port 80; the worker runs on the last host.
-on 1 deploy "docker run -d --name smoke-web-$suffix -p 80:80 $web_ref" </dev/null >/dev/null
+# A proxy left on host1 by `scripts/demo` holds port 80: the smoke test needs it for a moment.
+on 1 deploy "docker rm -f kamal-proxy >/dev/null 2>&1; docker run -d --name smoke-web-$suffix -p 80:80 $web_ref" </dev/null >/dev/null
 up_code=000
 for _ in $(seq 1 50); do
   up_code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$DHOW_SANDBOX_HOST1_HTTP_PORT/up" || true)
