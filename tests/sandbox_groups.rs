@@ -129,6 +129,20 @@ fn http(port: &str, path: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
+/// `GET path` once the proxy answers: a started or rebooted proxy container takes a moment to
+/// restore its state and bind its ports. Bounded: 50 tries, 200 ms apart.
+fn http_when_up(port: &str, path: &str) -> (u16, String) {
+    let mut last = (0, String::new());
+    for _ in 0..50 {
+        last = http(port, path);
+        if last.0 != 0 {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    last
+}
+
 struct App {
     dir: tempfile::TempDir,
     known_hosts: String,
@@ -474,7 +488,7 @@ fn proxy_group_on_one_host() {
     app.dhow(Some("v1"), &["deploy", "-P"]);
     let port = port(&json, PROXY_HOST);
     let host = host_name(&json, PROXY_HOST);
-    assert_eq!(http(&port, "/version"), (200, "v1\n".to_owned()));
+    assert_eq!(http_when_up(&port, "/version"), (200, "v1\n".to_owned()));
 
     let details = app.dhow(Some("v1"), &["proxy", "details"]);
     assert!(
@@ -502,9 +516,9 @@ fn proxy_group_on_one_host() {
         "nothing answers while stopped"
     );
     app.dhow(Some("v1"), &["proxy", "start"]);
-    assert_eq!(http(&port, "/version"), (200, "v1\n".to_owned()));
+    assert_eq!(http_when_up(&port, "/version"), (200, "v1\n".to_owned()));
     app.dhow(Some("v1"), &["proxy", "restart"]);
-    assert_eq!(http(&port, "/version"), (200, "v1\n".to_owned()));
+    assert_eq!(http_when_up(&port, "/version"), (200, "v1\n".to_owned()));
 
     // reboot: a new container from the state volume keeps the app routed.
     let before = on_host(PROXY_HOST, "docker inspect kamal-proxy --format '{{.Id}}'");
@@ -518,7 +532,7 @@ fn proxy_group_on_one_host() {
     app.dhow(Some("v1"), &["proxy", "reboot", "--rolling", "-y"]);
     let after = on_host(PROXY_HOST, "docker inspect kamal-proxy --format '{{.Id}}'");
     assert_ne!(before, after, "a new proxy container");
-    assert_eq!(http(&port, "/version"), (200, "v1\n".to_owned()));
+    assert_eq!(http_when_up(&port, "/version"), (200, "v1\n".to_owned()));
 
     // remove refuses while this app is installed on the host.
     let remove = app.output(Some("v1"), &["proxy", "remove"]);
@@ -528,7 +542,7 @@ fn proxy_group_on_one_host() {
         "{}",
         text(&remove.stderr)
     );
-    assert_eq!(http(&port, "/version"), (200, "v1\n".to_owned()));
+    assert_eq!(http_when_up(&port, "/version"), (200, "v1\n".to_owned()));
 
     let audit = app.dhow(Some("v1"), &["audit"]);
     for line in ["Stopped proxy", "Started proxy", "Rebooted proxy"] {
