@@ -228,31 +228,20 @@ fn deploy_preview(
     );
     let version = run.version.clone();
     let log_url = context.as_ref().map(ActionsContext::log_url);
-    let body = |state: CommentState| {
-        Comment {
+    let rt = runtime()?;
+    // One sticky comment, found by its marker and edited in place at each state.
+    let post = |state: CommentState| -> Result<(), Error> {
+        let body = Comment {
             pr,
             state,
             url: Some(url.as_str()),
             version: version.as_deref(),
             log_url: log_url.as_deref(),
             hint: Some(HINT),
-        }
-        .markdown()
-    };
-    let rt = runtime()?;
-    let post = |state: CommentState| -> Result<(), Error> {
-        let text = body(state);
+        };
         rt.block_on(async {
             let github = github(&env)?;
-            if let Some(github) = &github
-                && let Err(error) = github
-                    .upsert_sticky_comment(pr, preview::COMMENT_KEY, &text)
-                    .await
-            {
-                printer.warn(&format!(
-                    "could not update the preview comment on #{pr}: {error}"
-                ));
-            }
+            comment(github.as_ref(), pr, &body, printer).await;
             Ok::<(), Error>(())
         })
     };
