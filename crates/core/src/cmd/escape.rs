@@ -63,8 +63,9 @@ fn opens_braced_variable(after_dollar: &[u8]) -> bool {
     after_dollar.first() == Some(&b'{') && after_dollar[1..].contains(&b'}')
 }
 
-/// Kamal's `argumentize(flag, pairs)`: `flag key="value"` per pair; an empty value gives a bare
-/// `flag key`. Sensitive pairs render as `key=[REDACTED]` in logs.
+/// Kamal's `argumentize(flag, pairs)`: `flag key="value"` per pair; a blank value (empty or only
+/// whitespace, Ruby's `blank?`) gives a bare `flag key`. Sensitive pairs render as
+/// `key=[REDACTED]` in logs.
 pub fn argumentize<'a>(
     flag: &str,
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -73,7 +74,7 @@ pub fn argumentize<'a>(
     let mut tokens = Vec::new();
     for (key, value) in pairs {
         tokens.push(Token::Plain(flag.to_owned()));
-        if value.is_empty() {
+        if value.chars().all(char::is_whitespace) {
             tokens.push(Token::Plain(key.to_owned()));
         } else {
             let text = format!("{key}={}", escape_shell_value(value));
@@ -161,7 +162,16 @@ mod tests {
 
     #[test]
     fn argumentize_like_kamal() {
-        let tokens = argumentize("--env", [("A", "1"), ("EMPTY", ""), ("B", "x y")], false);
+        let tokens = argumentize(
+            "--env",
+            [
+                ("A", "1"),
+                ("EMPTY", ""),
+                ("B", "x y"),
+                ("BLANK", " \t\u{3000}"),
+            ],
+            false,
+        );
         let words: Vec<String> = tokens
             .iter()
             .map(|token| match token {
@@ -170,7 +180,16 @@ mod tests {
             .collect();
         assert_eq!(
             words,
-            ["--env", "A=\"1\"", "--env", "EMPTY", "--env", "B=\"x y\""]
+            [
+                "--env",
+                "A=\"1\"",
+                "--env",
+                "EMPTY",
+                "--env",
+                "B=\"x y\"",
+                "--env",
+                "BLANK"
+            ]
         );
     }
 
