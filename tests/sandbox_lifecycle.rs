@@ -1,13 +1,18 @@
-//! End-to-end lifecycle on the sandbox (`scripts/sandbox up`). Hosts 14 and 15: `dhow setup`
-//! deploys v1 (a web role behind kamal-proxy, the image of `scripts/build-proxy-image`, on both
-//! hosts, plus a worker role on the second), v1 answers through the proxy on 127.0.0.1; `deploy`
-//! v2 → v2; `rollback v1` → v1; `rollback` of an unknown version fails naming the hosts and
-//! changes nothing; a v3 whose health check fails leaves v1 serving and prints its log tail;
-//! `remove` leaves no container, image, volume, env file or lock. Host 16: a held lock makes a
-//! deploy fail with the holder's details (exit 7), `--lock-wait` waits for the release, and
-//! SIGTERM during the boot stops the new container, keeps the old one, writes the audit line and
-//! releases the lock. `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under
-//! CI (`CI=true`) and print a notice otherwise.
+//! End-to-end lifecycle on the sandbox (`scripts/sandbox up`). Hosts 14 and 15: one config with
+//! a web role behind kamal-proxy (the image of `scripts/build-proxy-image`) on both hosts, a
+//! worker role on the second and a `kv` accessory (`tests/images/kv`, a data directory) on the
+//! first. `dhow setup` boots the accessory and deploys v1, which answers through the proxy on
+//! 127.0.0.1; `deploy` v2 → v2; `rollback v1` → v1; `rollback` of an unknown version fails naming
+//! the hosts and changes nothing; a v3 whose health check fails leaves v1 serving and prints its
+//! log tail; `app logs` shows the running containers' output, `app exec --reuse` runs in them;
+//! `accessory reboot` replaces the accessory's container and keeps its data; `prune all` with
+//! `retain_containers: 1` keeps the running and the newest stopped container and their images and
+//! removes the rest; `remove` leaves no container (the accessory's too), image, volume, env
+//! file, accessory directory, proxy or lock. Host 16: a held lock makes a deploy fail with the
+//! holder's details (exit 7), `--lock-wait` waits for the release, and SIGTERM during the boot
+//! stops the new container, keeps the old one, writes the audit line and releases the lock.
+//! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
+//! print a notice otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -17,6 +22,9 @@ use serde_json::Value;
 
 const SERVICE: &str = "dhow-e2e-life";
 const LOCK_SERVICE: &str = "dhow-e2e-lock";
+/// The accessory's image (`tests/images/kv`) and its container (`<service>-kv`).
+const KV_IMAGE: &str = "dhow-e2e-life-kvimage";
+const KV: &str = "dhow-e2e-life-kv";
 const CANARY: &str = "canary-lifecycle-env-5a1d";
 /// Sandbox hosts (1-based, as `scripts/sandbox ssh` counts them).
 const HOSTS: [usize; 2] = [14, 15];
@@ -213,13 +221,21 @@ fn host_spec(json: &Value, index: usize) -> String {
     format!("127.0.0.1:{}", json["hosts"][index - 1]["ssh_port"])
 }
 
-fn web_config(json: &Value, registry: &str, proxy_extra: &str) -> String {
+/// The lifecycle's config: `web` behind the proxy on both hosts (`proxy_extra` lines under
+/// `proxy:`), `workers` on the second (logging `worker up` and its version, stopping at once on
+/// SIGTERM), the `kv` accessory with a secret and a data directory on the first, and `tail`
+/// lines at the root.
+fn web_config(json: &Value, registry: &str, proxy_extra: &str, tail: &str) -> String {
     format!(
         "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  web:\n    - {h1}\n    - {h2}\n  \
-         workers:\n    hosts:\n      - {h2}\n    cmd: sleep 3600\nproxy:\n  app_port: 80\n{proxy_extra}  \
+         workers:\n    hosts:\n      - {h2}\n    cmd: \"sh -c 'trap exit TERM; echo worker up; cat \
+         /www/version; while true; do sleep 1; done'\"\nproxy:\n  app_port: 80\n{proxy_extra}  \
          run:\n    registry: {registry}\n    repository: dhow/kamal-proxy\nregistry:\n  server: \
          {registry}\n  username: ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\n\
-         env:\n  secret:\n    - CANARY_SECRET\nssh:\n  user: deploy\n  keys: [{key}]\n  keys_only: true\n",
+         env:\n  secret:\n    - CANARY_SECRET\nssh:\n  user: deploy\n  keys: [{key}]\n  keys_only: true\n\
+         accessories:\n  kv:\n    image: {registry}/{KV_IMAGE}:1\n    host: {h1}\n    env:\n      \
+         clear:\n        KV_MODE: life\n      secret:\n        - CANARY_SECRET\n    directories:\n      \
+         - data:/data\n{tail}",
         h1 = host_spec(json, HOSTS[0]),
         h2 = host_spec(json, HOSTS[1]),
         key = json["ssh"]["key"].as_str().expect("key"),
@@ -255,8 +271,72 @@ fn lock_free(index: usize, service: &str) {
     assert_eq!(lock.trim(), "free", "the lock on host {index}");
 }
 
+/// `docker ps -a` names of the app's containers on host `index`, sorted, with their state.
+fn app_containers(index: usize) -> Vec<String> {
+    on_host(
+        index,
+        &format!(
+            "docker ps -a --filter label=service={SERVICE} --format '{{{{.Names}}}} {{{{.State}}}}' | sort"
+        ),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// The tags of the app's image on host `index`, sorted.
+fn app_tags(index: usize, registry: &str) -> Vec<String> {
+    on_host(
+        index,
+        &format!("docker image ls {registry}/{SERVICE} --format '{{{{.Tag}}}}' | sort"),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// The accessory on the first host: running from its image, the 0600 env file holding the
+/// secret, its data directory; nothing of it on the second host. Returns its container id.
+fn kv_running(registry: &str) -> String {
+    let state = on_host(
+        HOSTS[0],
+        &format!(
+            "docker inspect {KV} --format '{{{{.State.Status}}}} {{{{.Config.Image}}}} \
+             {{{{index .Config.Labels \"service\"}}}} {{{{.Id}}}}'"
+        ),
+    );
+    let fields: Vec<&str> = state.split_whitespace().collect();
+    assert_eq!(
+        fields[..3],
+        ["running", &format!("{registry}/{KV_IMAGE}:1"), KV],
+        "{state}"
+    );
+    let env_file = format!(".kamal/apps/{SERVICE}/env/accessories/kv.env");
+    assert_eq!(
+        on_host(
+            HOSTS[0],
+            &format!("stat -c %a {env_file} && cat {env_file} && test -d {KV}/data && echo dir")
+        ),
+        format!("600\nCANARY_SECRET={CANARY}\ndir\n")
+    );
+    assert_eq!(
+        on_host(
+            HOSTS[1],
+            &format!("docker ps -aq --filter label=service={KV}; ls -d {KV} 2>/dev/null; true")
+        ),
+        "",
+        "the accessory is only on host {}",
+        HOSTS[0]
+    );
+    fields[3].to_owned()
+}
+
 #[test]
-fn setup_deploy_rollback_failed_boot_and_remove() {
+#[expect(
+    clippy::too_many_lines,
+    reason = "one lifecycle on the same hosts, step by step in order"
+)]
+fn setup_deploy_rollback_failed_boot_logs_exec_reboot_prune_and_remove() {
     let Some(json) = sandbox() else { return };
     let registry = json["registry"]["from_hosts"]
         .as_str()
@@ -266,15 +346,18 @@ fn setup_deploy_rollback_failed_boot_and_remove() {
     for version in ["v1", "v2", "v3"] {
         build_image(SERVICE, version, "web");
     }
+    build_image(KV_IMAGE, "1", "kv");
     for index in HOSTS {
         wipe(index);
+        on_host(index, &format!("rm -rf {KV}"));
     }
-    let app = App::new(&json, &web_config(&json, &registry, ""));
+    let app = App::new(&json, &web_config(&json, &registry, "", ""));
 
-    // setup: Docker is there, the proxy is booted, v1 deployed.
+    // setup: Docker is there, the proxy and the accessory are booted, v1 deployed.
     let out = app.ok("v1", &["setup", "-P"]);
     assert!(out.contains("Ensure Docker is installed"), "{out}");
     serves(&json, "v1");
+    let kv = kv_running(&registry);
     for index in HOSTS {
         lock_free(index, SERVICE);
     }
@@ -291,6 +374,26 @@ fn setup_deploy_rollback_failed_boot_and_remove() {
         .filter_map(|line| line.split("Booted app version ").nth(1))
         .collect();
     assert_eq!(booted, ["v1", "v2", "v1"], "{audit}");
+    // Rolling back to v1 renamed its old container and booted a new one (Kamal's boot).
+    let containers = app_containers(HOSTS[1]);
+    assert_eq!(containers.len(), 6, "{containers:?}");
+    for expected in [
+        format!("{SERVICE}-web-v1 running"),
+        format!("{SERVICE}-web-v2 exited"),
+        format!("{SERVICE}-workers-v1 running"),
+        format!("{SERVICE}-workers-v2 exited"),
+    ] {
+        assert!(containers.contains(&expected), "{expected}: {containers:?}");
+    }
+    for role in ["web", "workers"] {
+        let prefix = format!("{SERVICE}-{role}-v1_replaced_");
+        assert!(
+            containers
+                .iter()
+                .any(|c| c.starts_with(&prefix) && c.ends_with(" exited")),
+            "{prefix}: {containers:?}"
+        );
+    }
 
     // An unknown version: exit 1, every host named, nothing changed.
     let (output, all) = app.run("v1", &["rollback", "v9"]);
@@ -312,9 +415,8 @@ fn setup_deploy_rollback_failed_boot_and_remove() {
         &json,
         &registry,
         "  healthcheck:\n    path: /missing\n    interval: 1\n    timeout: 1\n",
+        "deploy_timeout: 4\n",
     ));
-    let config = std::fs::read_to_string(app.dir.path().join("config/deploy.yml")).expect("yml");
-    app.write_config(&format!("{config}deploy_timeout: 4\n"));
     let (output, all) = app.run("v3", &["deploy", "-P"]);
     assert_eq!(output.status.code(), Some(1), "{all}");
     assert!(all.contains("web v3 listening on :80"), "log tail:\n{all}");
@@ -330,8 +432,114 @@ fn setup_deploy_rollback_failed_boot_and_remove() {
     for index in HOSTS {
         lock_free(index, SERVICE);
     }
+    app.write_config(&web_config(&json, &registry, "", ""));
 
-    // remove: nothing of the app or the proxy is left.
+    // app logs: the running containers' own output, per host; nothing of v2 or v3.
+    let logs = app.ok("v1", &["app", "logs", "-n", "20", "-T"]);
+    assert_eq!(logs.matches("web v1 listening on :80").count(), 2, "{logs}");
+    assert_eq!(logs.matches("worker up\nv1").count(), 1, "{logs}");
+    assert!(!logs.contains("v2") && !logs.contains("v3"), "{logs}");
+    for index in HOSTS {
+        assert!(
+            logs.contains(&format!("App Host: {}", host_spec(&json, index))),
+            "{logs}"
+        );
+    }
+
+    // app exec --reuse: the command runs in the running v1 container on each host.
+    let exec = app.ok(
+        "v1",
+        &["app", "exec", "--reuse", "cat /www/version /etc/hostname"],
+    );
+    for index in HOSTS {
+        let hostname = on_host(
+            index,
+            &format!("docker exec {SERVICE}-web-v1 cat /etc/hostname"),
+        );
+        assert!(
+            exec.contains(&format!(
+                "App Host: {}\nv1\n{}\n",
+                host_spec(&json, index),
+                hostname.trim()
+            )),
+            "host {index}: {exec}"
+        );
+    }
+    // ... and in a new container of v1 (removed afterwards), on the workers role only.
+    let exec = app.ok("v1", &["app", "exec", "-r", "workers", "cat /www/version"]);
+    assert_eq!(
+        exec.matches("App Host: ").count(),
+        1,
+        "only the workers' host: {exec}"
+    );
+    assert!(
+        exec.contains(&format!("App Host: {}\nv1\n", host_spec(&json, HOSTS[1]))),
+        "{exec}"
+    );
+    assert!(
+        app_containers(HOSTS[1])
+            .iter()
+            .all(|name| !name.contains("-exec-")),
+        "exec containers are removed"
+    );
+
+    // accessory reboot: a new kv container, the data in its directory kept.
+    app.ok(
+        "v1",
+        &[
+            "accessory",
+            "exec",
+            "kv",
+            "--reuse",
+            "sh -c 'echo persisted > /data/key'",
+        ],
+    );
+    app.ok("v1", &["accessory", "reboot", "kv"]);
+    let rebooted = kv_running(&registry);
+    assert_ne!(rebooted, kv, "a new accessory container");
+    assert_eq!(
+        on_host(HOSTS[0], &format!("docker exec {KV} cat /data/key")),
+        "persisted\n"
+    );
+    let logs = app.ok("v1", &["accessory", "logs", "kv"]);
+    assert!(logs.contains("kv 1 started mode=life"), "{logs}");
+    serves(&json, "v1");
+
+    // prune all with retain_containers: 1 keeps the running containers and the newest stopped
+    // one (v3's web, stopped after its failed boot) with their images and `latest`; the other
+    // stopped containers (v2, the replaced v1) and the v2 image go. The accessory stays.
+    app.write_config(&web_config(&json, &registry, "", "retain_containers: 1\n"));
+    app.ok("v1", &["prune", "all"]);
+    assert_eq!(
+        app_containers(HOSTS[0]),
+        [
+            format!("{SERVICE}-web-v1 running"),
+            format!("{SERVICE}-web-v3 exited")
+        ]
+    );
+    assert_eq!(
+        app_containers(HOSTS[1]),
+        [
+            format!("{SERVICE}-web-v1 running"),
+            format!("{SERVICE}-web-v3 exited"),
+            format!("{SERVICE}-workers-v1 running")
+        ]
+    );
+    for index in HOSTS {
+        assert_eq!(
+            app_tags(index, &registry),
+            ["latest", "v1", "v3"],
+            "host {index}"
+        );
+    }
+    assert_eq!(
+        kv_running(&registry),
+        rebooted,
+        "prune leaves the accessory"
+    );
+    serves(&json, "v1");
+
+    // remove: nothing of the app, the accessory or the proxy is left.
     app.ok("v1", &["remove", "-y"]);
     for index in HOSTS {
         assert_eq!(
@@ -343,18 +551,35 @@ fn setup_deploy_rollback_failed_boot_and_remove() {
             ""
         );
         assert_eq!(on_host(index, "docker volume ls -q").trim(), "");
-        // No env file, lock or proxy directory: only the audit log (and the emptied
-        // `.kamal/apps`, which Kamal leaves too).
+        // No env file, lock, proxy directory or accessory directory: only the audit log (and
+        // the emptied `.kamal/apps`, which Kamal leaves too).
         let files = on_host(index, "find .kamal -mindepth 1 | sort");
         assert_eq!(
             files.trim(),
             format!(".kamal/apps\n.kamal/{SERVICE}-audit.log"),
             "only the audit log is left on host {index}"
         );
+        assert_eq!(
+            on_host(index, &format!("ls -d {KV} 2>/dev/null; true")),
+            "",
+            "the accessory's directory is gone from host {index}"
+        );
         let audit = on_host(index, &format!("cat .kamal/{SERVICE}-audit.log"));
         for line in ["Removed all app containers", "Removed all app images"] {
             assert!(audit.contains(line), "{line:?} missing from\n{audit}");
         }
+    }
+    let audit = on_host(HOSTS[0], &format!("cat .kamal/{SERVICE}-audit.log"));
+    // Booted by setup and again by the reboot (stop, remove the container, boot).
+    assert_eq!(audit.matches("Booted kv accessory").count(), 2, "{audit}");
+    for line in [
+        "Stopped kv accessory",
+        "Remove kv accessory container",
+        "Removed kv accessory image",
+        "Pruned containers",
+        "Pruned images",
+    ] {
+        assert!(audit.contains(line), "{line:?} missing from\n{audit}");
     }
     for index in HOSTS {
         wipe(index);
