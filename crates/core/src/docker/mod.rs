@@ -4,6 +4,7 @@
 
 pub mod accessory;
 pub mod app;
+pub mod app_files;
 pub mod audit;
 pub mod builder;
 pub mod lock;
