@@ -12,6 +12,7 @@
 
 pub mod accessory;
 mod env_file;
+mod files;
 mod lock_group;
 mod redeploy;
 mod remove;
@@ -22,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub use env_file::{env_file_contents, escape_env_file_value};
+pub use files::ErrorPage;
 pub use lock_group::{LockAction, lock_plan, render_lock};
 pub use redeploy::redeploy;
 pub use remove::remove;
@@ -118,6 +120,22 @@ pub enum Action {
     },
     /// Stop the version captured by [`Action::CaptureOldVersion`], if any.
     StopOld(Command),
+    /// Run when [`Action::CaptureOldVersion`] found a version; a non-zero exit fails the host
+    /// (the asset and error page clean-up after the old version stopped).
+    IfOldVersion(Command),
+    /// Capture the running version with `current`; run `sync_with_old` with it in place of
+    /// [`OLD_VERSION`], or `sync` when none runs (Kamal's asset volume sync).
+    SyncAssets {
+        current: Command,
+        sync: Command,
+        sync_with_old: Command,
+    },
+    /// Run `command`; when it fails, report `warning` and run `otherwise`, which must succeed.
+    Fallback {
+        command: Command,
+        otherwise: Command,
+        warning: String,
+    },
     /// List versions with `list`, drop the running one (`current`), stop the rest with `stop`.
     StopStale {
         list: Command,
@@ -165,6 +183,7 @@ impl Action {
             | Action::CaptureOldVersion(command)
             | Action::CheckProxyVersion(command)
             | Action::StopOld(command)
+            | Action::IfOldVersion(command)
             | Action::RunAllowing { command, .. }
             | Action::SkipIfPresent { probe: command, .. }
             | Action::WaitHealthy {
@@ -177,6 +196,14 @@ impl Action {
                 rename,
             } => vec![probe, audit, rename],
             Action::ProxyDeploy { probe, deploy } => vec![probe, deploy],
+            Action::SyncAssets {
+                current,
+                sync,
+                sync_with_old,
+            } => vec![current, sync, sync_with_old],
+            Action::Fallback {
+                command, otherwise, ..
+            } => vec![command, otherwise],
             Action::TryIfFound { probe, command } => vec![probe, command],
             Action::StopStale {
                 list,
@@ -319,6 +346,8 @@ pub struct DeployInput<'a> {
     pub secrets: &'a BTreeMap<String, Secret<String>>,
     /// Random hex (at least 16 characters) for the clash rename and the container hostname.
     pub nonce: &'a str,
+    /// The local error pages (`error_pages_path`), read by the binary; empty without one.
+    pub error_pages: &'a [ErrorPage],
 }
 
 /// What every lifecycle plan derives from its input.
@@ -657,6 +686,8 @@ fn boot_stages(input: &DeployInput<'_>, scope: &Scope, app_hosts: &[String]) -> 
         .filter(|&limit| limit > 0)
         .unwrap_or(app_hosts.len().max(1));
     let groups: Vec<&[String]> = app_hosts.chunks(group_size).collect();
+    // Kamal prepares the files of every app host before the first boot group.
+    locked.extend(files::prepare_stage(input, app_hosts));
     for (index, group) in groups.iter().enumerate() {
         let last = index + 1 == groups.len();
         locked.push(Stage {
@@ -807,10 +838,11 @@ fn role_boot(
             },
         )),
     }
-    let finish = vec![Step::new(
+    let mut finish = vec![Step::new(
         "stop old version",
         Action::StopOld(app.stop(Some(OLD_VERSION))),
     )];
+    finish.extend(files::clean_up_steps(&app));
     let name = app.container_name(None);
     RoleBoot {
         role: role.name.clone(),
@@ -857,6 +889,7 @@ pub fn substitute(command: &Command, placeholder: &str, value: &str) -> Command 
     out
 }
 
+#[expect(clippy::too_many_lines, reason = "one arm per plan action")]
 fn render_step(out: &mut String, step: &Step) {
     match &step.action {
         Action::Upload { path, mode, .. } => {
@@ -897,8 +930,23 @@ fn render_step(out: &mut String, step: &Step) {
                 for_log(status)
             );
         }
-        Action::StopOld(command) => {
+        Action::StopOld(command) | Action::IfOldVersion(command) => {
             let _ = writeln!(out, "    {}  (if a version was running)", for_log(command));
+        }
+        Action::SyncAssets {
+            current,
+            sync,
+            sync_with_old,
+        } => {
+            let _ = writeln!(out, "    {}", for_log(current));
+            let _ = writeln!(out, "      if a version runs: {}", for_log(sync_with_old));
+            let _ = writeln!(out, "      otherwise: {}", for_log(sync));
+        }
+        Action::Fallback {
+            command, otherwise, ..
+        } => {
+            let _ = writeln!(out, "    {}", for_log(command));
+            let _ = writeln!(out, "      if it fails: {}", for_log(otherwise));
         }
         Action::TryIfFound { probe, command } => {
             let _ = writeln!(out, "    {}", for_log(probe));

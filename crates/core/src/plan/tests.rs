@@ -52,6 +52,8 @@ env:
 ";
 
 const CANARY: &str = "canary-3f9a1c";
+const CERT_CANARY: &str = "-----BEGIN CERTIFICATE-----cert-canary-77e1";
+const KEY_CANARY: &str = "-----BEGIN PRIVATE KEY-----key-canary-5b2d";
 
 fn plan_for(text: &str) -> Plan {
     plan_with(text, "v1", deploy)
@@ -59,6 +61,16 @@ fn plan_for(text: &str) -> Plan {
 
 /// The plan `build` makes from a test input for `text` at `version`.
 fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan) -> Plan {
+    plan_with_pages(text, version, build, &[])
+}
+
+/// [`plan_with`] with local error pages.
+fn plan_with_pages(
+    text: &str,
+    version: &str,
+    build: impl Fn(&DeployInput<'_>) -> Plan,
+    error_pages: &[ErrorPage],
+) -> Plan {
     let config = load(text);
     let selection = selection::select(&config, None, None, false).expect("selection");
     let tags = Tags {
@@ -81,6 +93,8 @@ fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan
     let mut secrets = BTreeMap::new();
     secrets.insert("CANARY_SECRET".to_owned(), Secret::new(CANARY.to_owned()));
     secrets.insert("DB_PASSWORD".to_owned(), Secret::new(CANARY.to_owned()));
+    secrets.insert("CERT_PEM".to_owned(), Secret::new(CERT_CANARY.to_owned()));
+    secrets.insert("KEY_PEM".to_owned(), Secret::new(KEY_CANARY.to_owned()));
     build(&DeployInput {
         config: &config,
         selection: &selection,
@@ -90,6 +104,7 @@ fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan
         registry: Some(("ci", &password)),
         secrets: &secrets,
         nonce: "0123456789abcdef0123",
+        error_pages,
     })
 }
 
@@ -361,4 +376,209 @@ fn lock_group_renderings() {
         render_lock(&plan, LockAction::Acquire),
         render_lock(&plan, LockAction::Release)
     ));
+}
+
+/// Web behind the proxy with assets and a custom certificate, workers without; error pages.
+const WITH_FILES: &str = "service: app
+image: ci/app
+registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}
+builder: {arch: amd64}
+asset_path: /public/assets:ro
+error_pages_path: public
+servers:
+  web: [10.0.0.1, 10.0.0.2]
+  workers:
+    hosts: [10.0.0.2]
+    cmd: bin/jobs
+proxy:
+  host: app.example.com
+  ssl:
+    certificate_pem: CERT_PEM
+    private_key_pem: KEY_PEM
+env:
+  secret: [DB_PASSWORD]
+";
+
+fn error_pages() -> Vec<ErrorPage> {
+    ["404.html", "503.html"]
+        .into_iter()
+        .map(|name| ErrorPage {
+            name: name.to_owned(),
+            source: format!("public/{name}"),
+            mode: 0o644,
+            contents: Secret::new(format!("page-canary {name}").into_bytes()),
+        })
+        .collect()
+}
+
+fn files_plan(version: &str, build: impl Fn(&DeployInput<'_>) -> Plan) -> Plan {
+    plan_with_pages(WITH_FILES, version, build, &error_pages())
+}
+
+fn assert_no_file_contents(rendered: &str) {
+    for canary in [CANARY, CERT_CANARY, KEY_CANARY, "page-canary"] {
+        assert!(!rendered.contains(canary), "{canary} in\n{rendered}");
+    }
+}
+
+#[test]
+fn deploy_plan_with_assets_error_pages_and_certificate() {
+    let rendered = render(&files_plan("v2", deploy));
+    assert_no_file_contents(&rendered);
+    insta::assert_snapshot!(rendered);
+}
+
+#[test]
+fn redeploy_and_rollback_prepare_the_files_too() {
+    for (name, plan) in [
+        ("redeploy", files_plan("v2", redeploy)),
+        ("rollback", files_plan("v1", rollback)),
+    ] {
+        let labels: Vec<&str> = plan.locked.iter().map(|s| s.label.as_str()).collect();
+        let prepare = labels
+            .iter()
+            .position(|l| *l == "Prepare error pages, assets and certificates")
+            .unwrap_or_else(|| panic!("{name}: no prepare stage in {labels:?}"));
+        let boot = labels
+            .iter()
+            .position(|l| l.starts_with("Start container with version"))
+            .expect("boot stage");
+        assert_eq!(prepare + 1, boot, "{name}: {labels:?}");
+        assert_no_file_contents(&render(&plan));
+    }
+    let rendered = render(&files_plan("v1", rollback));
+    assert!(rendered.contains(
+        "mkdir -p .kamal/apps/app/assets/extracted/web-v1 && docker container rm app-web-assets 2> /dev/null || true && docker container create --name app-web-assets 172.17.0.1:5000/ci/app:v1 && docker container cp -L app-web-assets:/public/assets/. .kamal/apps/app/assets/extracted/web-v1 && docker container rm app-web-assets"
+    ), "{rendered}");
+}
+
+#[test]
+fn prepared_files_per_host_and_role() {
+    let plan = files_plan("v2", deploy);
+    let stage = plan
+        .locked
+        .iter()
+        .find(|stage| stage.label == "Prepare error pages, assets and certificates")
+        .expect("prepare stage");
+    let labels = |host: usize| -> Vec<&str> {
+        stage.hosts[host]
+            .steps
+            .iter()
+            .map(|step| step.label.as_str())
+            .collect()
+    };
+    let web = [
+        "error pages directory",
+        "error pages of the version",
+        "error page 404.html",
+        "error page 503.html",
+        "extract assets of web",
+        "sync asset volumes of web",
+        "TLS directory of web",
+        "TLS certificate of web",
+        "TLS private key of web",
+        "TLS private key owner of web",
+    ];
+    assert_eq!(labels(0), web);
+    // The workers run no proxy: no assets, no certificate; the error pages go to every app host.
+    assert_eq!(labels(1), web);
+    let uploads: Vec<(String, u32, String)> = stage.hosts[0]
+        .steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Upload {
+                path,
+                mode,
+                contents,
+            } => Some((path.clone(), *mode, contents.expose().clone())),
+            Action::UploadFile {
+                path,
+                mode,
+                contents,
+                ..
+            } => Some((
+                path.clone(),
+                *mode,
+                String::from_utf8_lossy(contents.expose()).into_owned(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        uploads,
+        [
+            (
+                ".kamal/proxy/apps-config/app/error_pages/v2/404.html".to_owned(),
+                0o644,
+                "page-canary 404.html".to_owned()
+            ),
+            (
+                ".kamal/proxy/apps-config/app/error_pages/v2/503.html".to_owned(),
+                0o644,
+                "page-canary 503.html".to_owned()
+            ),
+            (
+                ".kamal/proxy/apps-config/app/tls/web/cert.pem".to_owned(),
+                0o644,
+                CERT_CANARY.to_owned()
+            ),
+            (
+                ".kamal/proxy/apps-config/app/tls/web/key.pem".to_owned(),
+                0o600,
+                KEY_CANARY.to_owned()
+            ),
+        ]
+    );
+    // Nothing in any command line carries a PEM.
+    for step in &stage.hosts[0].steps {
+        for command in step.action.commands() {
+            let text = crate::cmd::for_exec(command);
+            assert!(!text.contains("cert-canary") && !text.contains("key-canary"));
+        }
+    }
+}
+
+#[test]
+fn old_version_clean_up_follows_the_stop() {
+    let plan = files_plan("v2", deploy);
+    let boot = plan
+        .locked
+        .iter()
+        .find(|stage| stage.label.starts_with("Start container with version"))
+        .expect("boot stage");
+    let web = &boot.hosts[0].roles[0];
+    assert_eq!(web.role, "web");
+    let finish: Vec<String> = web
+        .finish
+        .iter()
+        .map(|step| {
+            format!(
+                "{}: {}",
+                step.label,
+                crate::cmd::for_exec(step.action.commands()[0])
+            )
+        })
+        .collect();
+    assert_eq!(
+        finish,
+        [
+            "stop old version: docker container ls --all --filter 'name=^app-web-<old-version>$' --quiet | xargs docker stop".to_owned(),
+            "clean up assets: find .kamal/apps/app/assets/extracted -maxdepth 1 -name 'web-*' ! -name web-v2 -exec rm -rf \"{}\" + ; find .kamal/apps/app/assets/volumes -maxdepth 1 -name 'web-*' ! -name web-v2 -exec rm -rf \"{}\" +".to_owned(),
+            "clean up error pages: find .kamal/proxy/apps-config/app/error_pages -mindepth 1 -maxdepth 1 ! -name v2 -exec rm -rf {} +".to_owned(),
+        ]
+    );
+    let workers = &boot.hosts[1].roles[1];
+    assert_eq!(workers.role, "workers");
+    let labels: Vec<&str> = workers.finish.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["stop old version", "clean up error pages"]);
+}
+
+#[test]
+fn no_prepare_stage_without_files() {
+    let plan = plan_for(WEB_AND_WORKER);
+    assert!(
+        plan.locked
+            .iter()
+            .all(|stage| stage.label != "Prepare error pages, assets and certificates")
+    );
 }
