@@ -727,6 +727,40 @@ impl<T: Transport> Executor<'_, T> {
                 }
                 Ok(())
             }
+            Action::IfOldVersion(command) => {
+                if old_version.is_some() {
+                    self.command(session, host, command, true).await?;
+                }
+                Ok(())
+            }
+            Action::SyncAssets {
+                current,
+                sync,
+                sync_with_old,
+            } => {
+                let running = self.capture_text(session, host, current).await?;
+                let command = if running.is_empty() {
+                    sync.clone()
+                } else {
+                    substitute(sync_with_old, OLD_VERSION, &running)
+                };
+                self.command(session, host, &command, true)
+                    .await
+                    .map(|_| ())
+            }
+            Action::Fallback {
+                command,
+                otherwise,
+                warning,
+            } => {
+                if !self.succeeds(session, host, command).await? {
+                    (self.emit)(Event::Warning {
+                        message: format!("{warning} on {host}"),
+                    });
+                    self.command(session, host, otherwise, true).await?;
+                }
+                Ok(())
+            }
             Action::StopStale {
                 list,
                 current,

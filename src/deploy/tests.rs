@@ -185,6 +185,16 @@ fn plan_for(text: &str) -> Plan {
 }
 
 fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan) -> Plan {
+    plan_with_pages(text, version, build, &[])
+}
+
+/// [`plan_with`] with local error pages.
+fn plan_with_pages(
+    text: &str,
+    version: &str,
+    build: impl Fn(&DeployInput<'_>) -> Plan,
+    error_pages: &[plan::ErrorPage],
+) -> Plan {
     let config = load(text);
     let selection = selection::select(&config, None, None, false).expect("selection");
     let tags = Tags {
@@ -206,6 +216,8 @@ fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan
     let password = Secret::new(REGISTRY_CANARY.to_owned());
     let mut secrets = BTreeMap::new();
     secrets.insert("CANARY_SECRET".to_owned(), Secret::new(CANARY.to_owned()));
+    secrets.insert("CERT_PEM".to_owned(), Secret::new(CERT.to_owned()));
+    secrets.insert("KEY_PEM".to_owned(), Secret::new(KEY.to_owned()));
     build(&DeployInput {
         config: &config,
         selection: &selection,
@@ -215,6 +227,7 @@ fn plan_with(text: &str, version: &str, build: impl Fn(&DeployInput<'_>) -> Plan
         registry: Some(("ci", &password)),
         secrets: &secrets,
         nonce: "0123456789abcdef0123",
+        error_pages,
     })
 }
 
@@ -1013,4 +1026,162 @@ fn remove_takes_the_proxy_only_where_no_other_app_is_left() {
         "{h2:#?}"
     );
     position(&h2, "docker logout 172.17.0.1:5000");
+}
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\ncert-body\n-----END CERTIFICATE-----";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\nkey-canary-31d8\n-----END PRIVATE KEY-----";
+
+const WITH_FILES: &str = "service: app
+image: ci/app
+registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}
+builder: {arch: amd64}
+asset_path: /public/assets
+error_pages_path: public
+servers:
+  web: [h1]
+proxy:
+  host: app.example.com
+  ssl: {certificate_pem: CERT_PEM, private_key_pem: KEY_PEM}
+env:
+  secret: [CANARY_SECRET]
+";
+
+fn files_plan() -> Plan {
+    let pages = [plan::ErrorPage {
+        name: "503.html".to_owned(),
+        source: "public/503.html".to_owned(),
+        mode: 0o640,
+        contents: Secret::new(b"down".to_vec()),
+    }];
+    plan_with_pages(WITH_FILES, "v1", plan::deploy, &pages)
+}
+
+#[test]
+fn files_are_prepared_before_the_boot_and_cleaned_after_the_old_version_stops() {
+    let plan = files_plan();
+    let outcome = execute(
+        &plan,
+        vec![
+            rule("--filter 'name=^app-web-v1$' --quiet", 0, "c0ffee\n"),
+            rule("| head -1 | while read line", 0, "v0\n"),
+        ],
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let commands = on(&outcome.log, "h1");
+    let order = [
+        "mkdir -p .kamal/proxy/apps-config/app/error_pages/v1",
+        "docker container cp -L app-web-assets:/public/assets/. .kamal/apps/app/assets/extracted/web-v1",
+        // The running version found on the host joins the sync.
+        "mkdir -p .kamal/apps/app/assets/volumes/web-v1 ; cp -rnT .kamal/apps/app/assets/extracted/web-v1 .kamal/apps/app/assets/volumes/web-v1 ; cp -rnT .kamal/apps/app/assets/extracted/web-v1 .kamal/apps/app/assets/volumes/web-v0 || true ; cp -rnT .kamal/apps/app/assets/extracted/web-v0 .kamal/apps/app/assets/volumes/web-v1 || true",
+        "mkdir -p .kamal/proxy/apps-config/app/tls/web",
+        "chown 1000 .kamal/proxy/apps-config/app/tls/web/key.pem",
+        "docker run --detach --restart unless-stopped --name app-web-v1",
+        "kamal-proxy deploy app-web --target=\"c0ffee:80\"",
+        "--filter 'name=^app-web-v0$' --quiet | xargs docker stop",
+        "find .kamal/apps/app/assets/extracted -maxdepth 1 -name 'web-*' ! -name web-v1",
+        "find .kamal/proxy/apps-config/app/error_pages -mindepth 1 -maxdepth 1 ! -name v1",
+    ];
+    let positions: Vec<usize> = order.iter().map(|p| position(&commands, p)).collect();
+    assert!(positions.is_sorted(), "{positions:?} in {commands:#?}");
+    assert!(!commands.iter().any(|c| c.contains("chmod 644")));
+    let uploads: Vec<(String, u32, String)> = outcome
+        .log
+        .uploads
+        .iter()
+        .filter(|(_, path, _, _)| !path.contains("/env/roles/"))
+        .map(|(_, path, mode, contents)| (path.clone(), *mode, contents.clone()))
+        .collect();
+    assert_eq!(
+        uploads,
+        [
+            (
+                ".kamal/proxy/apps-config/app/error_pages/v1/503.html".to_owned(),
+                0o640,
+                "down".to_owned()
+            ),
+            (
+                ".kamal/proxy/apps-config/app/tls/web/cert.pem".to_owned(),
+                0o644,
+                CERT.to_owned()
+            ),
+            (
+                ".kamal/proxy/apps-config/app/tls/web/key.pem".to_owned(),
+                0o600,
+                KEY.to_owned()
+            ),
+        ]
+    );
+    // The PEMs travel only as upload contents: never in a command line, stdin or event.
+    assert!(outcome.log.commands.iter().all(|(_, text, stdin)| {
+        !text.contains("key-canary") && !stdin.as_deref().unwrap_or("").contains("key-canary")
+    }));
+    assert!(
+        outcome
+            .events
+            .iter()
+            .all(|event| !format!("{event:?}").contains("key-canary"))
+    );
+}
+
+#[test]
+fn without_a_running_version_nothing_is_synced_from_or_cleaned() {
+    let plan = files_plan();
+    let outcome = execute(
+        &plan,
+        vec![
+            rule("--filter 'name=^app-web-v1$' --quiet", 0, "c0ffee\n"),
+            rule("| head -1 | while read line", 0, ""),
+        ],
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let commands = on(&outcome.log, "h1");
+    assert!(commands.contains(
+        &"mkdir -p .kamal/apps/app/assets/volumes/web-v1 ; cp -rnT .kamal/apps/app/assets/extracted/web-v1 .kamal/apps/app/assets/volumes/web-v1".to_owned()
+    ), "{commands:#?}");
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("<old-version>") || c.starts_with("find "))
+    );
+}
+
+#[test]
+fn a_key_the_ssh_user_cannot_give_to_the_proxy_falls_back_to_kamals_mode_with_a_warning() {
+    let plan = files_plan();
+    let outcome = execute(
+        &plan,
+        vec![
+            rule("--filter 'name=^app-web-v1$' --quiet", 0, "c0ffee\n"),
+            rule("chown 1000 ", 1, ""),
+        ],
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let commands = on(&outcome.log, "h1");
+    let chmod = position(
+        &commands,
+        "chmod 644 .kamal/proxy/apps-config/app/tls/web/key.pem",
+    );
+    assert!(chmod < position(&commands, "docker run --detach"));
+    assert!(outcome.events.iter().any(|event| matches!(
+        event,
+        Event::Warning { message } if message.starts_with("could not give .kamal/proxy/apps-config/app/tls/web/key.pem to the proxy's user (uid 1000)") && message.ends_with(" on h1")
+    )));
+}
+
+#[test]
+fn a_failed_asset_extraction_stops_the_host_before_any_boot() {
+    let plan = files_plan();
+    let outcome = execute(
+        &plan,
+        vec![
+            rule("--filter 'name=^app-web-v1$' --quiet", 0, "c0ffee\n"),
+            rule("docker container cp -L app-web-assets:", 1, ""),
+        ],
+    );
+    assert!(outcome.result.is_err());
+    let commands = on(&outcome.log, "h1");
+    assert!(
+        !commands.iter().any(|c| c.contains("docker run --detach")),
+        "{commands:#?}"
+    );
 }
