@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use dhow_core::Secret;
 use dhow_core::config::{self, Config, SourceFile};
+use dhow_core::docker::app_files::is_error_page;
 use dhow_core::erb::ErbHost;
+use dhow_core::plan::ErrorPage;
 
 use crate::cli::GlobalArgs;
 use crate::error::Error;
@@ -61,6 +64,55 @@ fn read_optional(path: &Path) -> Result<Option<String>, Error> {
             source,
         }),
     }
+}
+
+/// The local error pages of `error_pages_path` (relative to `dir`) that Kamal uploads: the
+/// files matching `{4??.html,5??.html}`, by name, with their permission bits. Nothing
+/// without `error_pages_path`; an error naming the key when the directory holds none, as the
+/// proxy would then refuse the deploy's `--error-pages` directory.
+pub fn error_pages(config: &Config, dir: &Path) -> Result<Vec<ErrorPage>, Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let Some(path) = &config.error_pages_path else {
+        return Ok(Vec::new());
+    };
+    let directory = dir.join(path);
+    let mut pages = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&directory) {
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_error_page(&name) {
+                continue;
+            }
+            let file = directory.join(&name);
+            let read_error = |source| Error::ReadFile {
+                path: file.clone(),
+                source,
+            };
+            // Kamal copies through symlinks and skips nothing else that matches the glob.
+            let metadata = std::fs::metadata(&file).map_err(read_error)?;
+            if !metadata.is_file() {
+                continue;
+            }
+            let contents = std::fs::read(&file).map_err(read_error)?;
+            pages.push(ErrorPage {
+                source: format!("{}/{name}", path.trim_end_matches('/')),
+                name,
+                mode: metadata.permissions().mode() & 0o7777,
+                contents: Secret::new(contents),
+            });
+        }
+    }
+    if pages.is_empty() {
+        return Err(Error::Failed {
+            message: format!(
+                "error_pages_path: {} holds no error pages (4??.html or 5??.html files), so the proxy could not load them",
+                directory.display()
+            ),
+        });
+    }
+    pages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(pages)
 }
 
 /// The architecture of this machine in Docker's words (`amd64`, `arm64`).

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use dhow_core::Secret;
 use dhow_core::config::Credential;
+use dhow_core::docker::app::App;
 use dhow_core::docker::lock::LockDetails;
 use dhow_core::event::Event;
 use dhow_core::plan::{self, DeployInput, Plan};
@@ -32,6 +33,7 @@ pub(crate) struct Resolved {
     registry: Option<(String, Secret<String>)>,
     lock: LockDetails,
     nonce: String,
+    error_pages: Vec<plan::ErrorPage>,
 }
 
 pub(crate) fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> {
@@ -57,6 +59,16 @@ pub(crate) fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> 
             for reference in config.env_for(&role.name, host).secrets() {
                 if !secrets.contains_key(&reference.secret) {
                     secrets.insert(reference.secret.clone(), lookup(&reference.secret)?);
+                }
+            }
+            // A custom certificate's PEMs are written to the host before the boot.
+            if let Some((certificate, key)) = App::new(config, role, &version).custom_certificate()
+            {
+                for name in [certificate, key] {
+                    if let std::collections::btree_map::Entry::Vacant(entry) = secrets.entry(name) {
+                        let value = lookup(entry.key())?;
+                        entry.insert(value);
+                    }
                 }
             }
         }
@@ -91,12 +103,19 @@ pub(crate) fn resolve(run: &Run, lock_message: &str) -> Result<Resolved, Error> 
     {
         lock.run_url = None;
     }
+    // `remove` boots nothing; every other lifecycle command uploads the error pages.
+    let error_pages = if run.command == "remove" {
+        Vec::new()
+    } else {
+        settings::error_pages(config, std::path::Path::new("."))?
+    };
     Ok(Resolved {
         version,
         secrets,
         registry,
         lock,
         nonce: facts::random_hex(10),
+        error_pages,
     })
 }
 
@@ -119,6 +138,7 @@ pub(super) fn input<'a>(run: &'a Run, resolved: &'a Resolved) -> DeployInput<'a>
         registry,
         secrets: &resolved.secrets,
         nonce: &resolved.nonce,
+        error_pages: &resolved.error_pages,
     }
 }
 
