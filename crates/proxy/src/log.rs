@@ -1,20 +1,25 @@
 //! JSON log lines on stdout in kamal-proxy's shape (`time`, `level`, `msg`, then fields).
+//!
+//! Lines are built straight into one buffer (no intermediate JSON values) and written to stdout
+//! whole, one line per `write`, as kamal-proxy's slog handler does.
 
 use std::io::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static DEBUG: AtomicBool = AtomicBool::new(false);
+static CAPTURING: AtomicBool = AtomicBool::new(false);
 static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
 
 /// Starts collecting log lines in memory (for tests of the log format).
 pub fn capture_start() {
     if let Ok(mut c) = CAPTURE.lock() {
         *c = Some(Vec::new());
+        CAPTURING.store(true, Ordering::SeqCst);
     }
 }
 
@@ -33,39 +38,147 @@ pub fn enable(debug: bool) {
     DEBUG.store(debug, Ordering::SeqCst);
 }
 
-pub fn line(level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
-    let mut out = String::with_capacity(256);
-    out.push_str("{\"time\":");
-    out.push_str(&Value::from(crate::timefmt::rfc3339(SystemTime::now())).to_string());
-    out.push_str(",\"level\":");
-    out.push_str(&Value::from(level).to_string());
-    out.push_str(",\"msg\":");
-    out.push_str(&Value::from(msg).to_string());
-    for (key, value) in fields {
-        out.push(',');
-        out.push_str(&Value::from(*key).to_string());
-        out.push(':');
-        out.push_str(&value.to_string());
-    }
-    out.push('}');
-    out
+/// Whether a line at INFO would go anywhere (stdout or the test capture).
+pub fn active() -> bool {
+    ENABLED.load(Ordering::Relaxed) || CAPTURING.load(Ordering::Relaxed)
 }
 
-fn emit(level: &str, msg: &str, fields: &[(&str, Value)]) {
-    if let Ok(mut capture) = CAPTURE.lock()
+/// One log line under construction: `time`, `level` and `msg` first, then fields in the order
+/// they are added.
+#[derive(Debug)]
+pub struct Line {
+    buf: Vec<u8>,
+}
+
+impl Line {
+    pub fn new(level: &str, msg: &str) -> Self {
+        let mut line = Self {
+            buf: Vec::with_capacity(512),
+        };
+        line.buf.extend_from_slice(b"{\"time\":\"");
+        write_rfc3339(&mut line.buf, SystemTime::now());
+        line.buf.extend_from_slice(b"\",\"level\":");
+        line.push_str(level);
+        line.buf.extend_from_slice(b",\"msg\":");
+        line.push_str(msg);
+        line
+    }
+
+    /// A JSON string, escaped as `serde_json` escapes it. Text with nothing to escape (nearly all)
+    /// is copied in one piece.
+    fn push_str(&mut self, s: &str) {
+        if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            // Writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.buf, s);
+        } else {
+            self.buf.reserve(s.len() + 2);
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
+        }
+    }
+
+    fn key(&mut self, key: &str) {
+        self.buf.push(b',');
+        self.push_str(key);
+        self.buf.push(b':');
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.key(key);
+        self.push_str(value);
+        self
+    }
+
+    pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
+        self.key(key);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self
+    }
+
+    pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
+        self.key(key);
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self
+    }
+
+    pub fn value(&mut self, key: &str, value: &Value) -> &mut Self {
+        self.key(key);
+        let _ = serde_json::to_writer(&mut self.buf, value);
+        self
+    }
+
+    /// The finished line, without a newline.
+    pub fn finish(mut self) -> String {
+        self.buf.push(b'}');
+        String::from_utf8(self.buf).unwrap_or_default()
+    }
+}
+
+/// `2026-11-25T13:40:00.123456789Z`, as `timefmt::rfc3339` renders it.
+fn write_rfc3339(buf: &mut Vec<u8>, t: SystemTime) {
+    fn digits(buf: &mut Vec<u8>, value: u64, width: usize) {
+        let mut text = [b'0'; 20];
+        let mut v = value;
+        for slot in text[..width].iter_mut().rev() {
+            *slot = b'0' + u8::try_from(v % 10).unwrap_or(0);
+            v /= 10;
+        }
+        buf.extend_from_slice(&text[..width]);
+    }
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(0);
+    let (y, m, day) = crate::timefmt::civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400).unsigned_abs();
+    digits(buf, y.unsigned_abs(), 4);
+    buf.push(b'-');
+    digits(buf, u64::from(m), 2);
+    buf.push(b'-');
+    digits(buf, u64::from(day), 2);
+    buf.push(b'T');
+    digits(buf, rem / 3600, 2);
+    buf.push(b':');
+    digits(buf, (rem / 60) % 60, 2);
+    buf.push(b':');
+    digits(buf, rem % 60, 2);
+    buf.push(b'.');
+    digits(buf, u64::from(d.subsec_nanos()), 9);
+    buf.push(b'Z');
+}
+
+pub fn line(level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
+    let mut line = Line::new(level, msg);
+    for (key, value) in fields {
+        line.value(key, value);
+    }
+    line.finish()
+}
+
+/// Sends a finished line to the test capture (when on) and to stdout (when enabled).
+pub fn emit_line(line: String) {
+    if CAPTURING.load(Ordering::Relaxed)
+        && let Ok(mut capture) = CAPTURE.lock()
         && let Some(lines) = capture.as_mut()
     {
-        lines.push(line(level, msg, fields));
+        lines.push(line.clone());
     }
     if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let mut text = line(level, msg, fields);
-    text.push('\n');
+    let mut bytes = line.into_bytes();
+    bytes.push(b'\n');
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    let _ = lock.write_all(text.as_bytes());
+    let _ = lock.write_all(&bytes);
     let _ = lock.flush();
+}
+
+fn emit(level: &str, msg: &str, fields: &[(&str, Value)]) {
+    if active() {
+        emit_line(line(level, msg, fields));
+    }
 }
 
 pub fn info(msg: &str, fields: &[(&str, Value)]) {
@@ -85,4 +198,41 @@ pub fn error(msg: &str, fields: &[(&str, Value)]) {
 /// `req_<name>` / `resp_<name>`: lower case, `-` → `_`.
 pub fn header_field(prefix: &str, name: &str) -> String {
     format!("{prefix}_{}", name.to_ascii_lowercase().replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn line_escapes_as_serde_json_in_field_order() {
+        let mut line = Line::new("INFO", "Request");
+        line.str("plain", "a b/c")
+            .str("quoted", "say \"hi\"\n\\")
+            .uint("n", 42)
+            .int("neg", -1)
+            .value("v", &Value::from(vec!["x"]));
+        let text = line.finish();
+        assert!(
+            text.ends_with(
+                r#","level":"INFO","msg":"Request","plain":"a b/c","quoted":"say \"hi\"\n\\","n":42,"neg":-1,"v":["x"]}"#
+            ),
+            "{text}"
+        );
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["quoted"], "say \"hi\"\n\\");
+    }
+
+    #[test]
+    fn line_time_is_rfc3339_with_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::from_nanos(1_764_078_000_000_000_789);
+        let mut buf = Vec::new();
+        write_rfc3339(&mut buf, t);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "2025-11-25T13:40:00.000000789Z"
+        );
+        assert_eq!(crate::timefmt::rfc3339(t), "2025-11-25T13:40:00.000000789Z");
+    }
 }

@@ -1,7 +1,11 @@
-//! Prometheus metrics with kamal-proxy's names: request counter, duration histogram and in-flight
-//! gauge, labelled by service, normalised method and status.
+//! Prometheus metrics in kamal-proxy's names: in-flight requests per service, request count and
+//! duration histogram per service, method and status.
+//!
+//! Recording a request is one lock and no allocation once a service/method/status has been seen:
+//! every series of a service lives under that service's entry, keyed by the method (a static
+//! string) and the status code; the exposition sorts them by their label text.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -10,7 +14,7 @@ const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Histogram {
     buckets: [u64; 11],
     sum: f64,
@@ -18,10 +22,15 @@ struct Histogram {
 }
 
 #[derive(Debug, Default)]
+struct ServiceSeries {
+    in_flight: Option<i64>,
+    /// (normalised method, status) → request count and duration histogram.
+    requests: HashMap<(&'static str, u16), Histogram>,
+}
+
+#[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, String), u64>>,
-    durations: Mutex<BTreeMap<(String, String, String), Histogram>>,
-    in_flight: Mutex<BTreeMap<String, i64>>,
+    services: Mutex<HashMap<String, ServiceSeries>>,
 }
 
 pub fn global() -> &'static Metrics {
@@ -52,24 +61,24 @@ fn escape(v: &str) -> String {
 }
 
 impl Metrics {
+    fn with_service<R>(&self, service: &str, f: impl FnOnce(&mut ServiceSeries) -> R) -> Option<R> {
+        let mut map = self.services.lock().ok()?;
+        let series = match map.get_mut(service) {
+            Some(series) => series,
+            None => map.entry(service.to_string()).or_default(),
+        };
+        Some(f(series))
+    }
+
     pub fn in_flight(&self, service: &str, delta: i64) {
-        if let Ok(mut map) = self.in_flight.lock() {
-            *map.entry(service.to_string()).or_default() += delta;
-        }
+        self.with_service(service, |s| *s.in_flight.get_or_insert(0) += delta);
     }
 
     pub fn observe(&self, service: &str, method: &str, status: u16, duration: Duration) {
-        let key = (
-            service.to_string(),
-            normalize_method(method).to_string(),
-            status.to_string(),
-        );
-        if let Ok(mut map) = self.requests.lock() {
-            *map.entry(key.clone()).or_default() += 1;
-        }
-        if let Ok(mut map) = self.durations.lock() {
-            let h = map.entry(key).or_default();
-            let secs = duration.as_secs_f64();
+        let method = normalize_method(method);
+        let secs = duration.as_secs_f64();
+        self.with_service(service, |s| {
+            let h = s.requests.entry((method, status)).or_default();
             for (i, bound) in BUCKETS.iter().enumerate() {
                 if secs <= *bound {
                     h.buckets[i] += 1;
@@ -77,62 +86,72 @@ impl Metrics {
             }
             h.sum += secs;
             h.count += 1;
-        }
+        });
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        // A snapshot taken under the lock, sorted by label text as the exposition always was.
+        let mut in_flight: Vec<(String, i64)> = Vec::new();
+        let mut series: Vec<((String, &'static str, String), Histogram)> = Vec::new();
+        if let Ok(map) = self.services.lock() {
+            for (service, s) in map.iter() {
+                if let Some(value) = s.in_flight {
+                    in_flight.push((service.clone(), value));
+                }
+                for ((method, status), h) in &s.requests {
+                    series.push(((service.clone(), *method, status.to_string()), h.clone()));
+                }
+            }
+        }
+        in_flight.sort();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = String::new();
         out.push_str("# HELP kamal_proxy_http_in_flight_requests Number of HTTP requests currently in flight\n# TYPE kamal_proxy_http_in_flight_requests gauge\n");
-        if let Ok(map) = self.in_flight.lock() {
-            for (service, value) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "kamal_proxy_http_in_flight_requests{{service=\"{}\"}} {value}",
-                    escape(service)
-                );
-            }
+        for (service, value) in &in_flight {
+            let _ = writeln!(
+                out,
+                "kamal_proxy_http_in_flight_requests{{service=\"{}\"}} {value}",
+                escape(service)
+            );
         }
         out.push_str("# HELP kamal_proxy_http_request_duration_seconds Duration of HTTP requests\n# TYPE kamal_proxy_http_request_duration_seconds histogram\n");
-        if let Ok(map) = self.durations.lock() {
-            for ((service, method, status), h) in map.iter() {
-                let labels = format!(
-                    "method=\"{method}\",service=\"{}\",status=\"{status}\"",
-                    escape(service)
-                );
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "kamal_proxy_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
-                        h.buckets[i]
-                    );
-                }
+        for ((service, method, status), h) in &series {
+            let labels = format!(
+                "method=\"{method}\",service=\"{}\",status=\"{status}\"",
+                escape(service)
+            );
+            for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "kamal_proxy_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "kamal_proxy_http_request_duration_seconds_sum{{{labels}}} {}",
-                    h.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "kamal_proxy_http_request_duration_seconds_count{{{labels}}} {}",
-                    h.count
+                    "kamal_proxy_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    h.buckets[i]
                 );
             }
+            let _ = writeln!(
+                out,
+                "kamal_proxy_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "kamal_proxy_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "kamal_proxy_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         out.push_str("# HELP kamal_proxy_http_requests_total Total number of HTTP requests\n# TYPE kamal_proxy_http_requests_total counter\n");
-        if let Ok(map) = self.requests.lock() {
-            for ((service, method, status), count) in map.iter() {
-                let _ = writeln!(
-                    out,
-                    "kamal_proxy_http_requests_total{{method=\"{method}\",service=\"{}\",status=\"{status}\"}} {count}",
-                    escape(service)
-                );
-            }
+        for ((service, method, status), h) in &series {
+            let _ = writeln!(
+                out,
+                "kamal_proxy_http_requests_total{{method=\"{method}\",service=\"{}\",status=\"{status}\"}} {}",
+                escape(service),
+                h.count
+            );
         }
         out
     }

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use rustls::sign::CertifiedKey;
 use serde_json::Value;
@@ -570,16 +570,16 @@ impl Router {
         }
         let mut req = req.map(body::boxed);
         let headers = req.headers_mut();
-        let existing_id = headers
+        let existing = headers
             .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let request_id = existing_id.unwrap_or_else(|| {
-            let id = uuid::Uuid::new_v4().to_string();
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                headers.insert(HeaderName::from_static("x-request-id"), v);
-            }
-            id
+            .filter(|v| v.to_str().is_ok())
+            .cloned();
+        let request_id = existing.unwrap_or_else(|| {
+            let mut text = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+            let value = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static(""));
+            headers.insert(HeaderName::from_static("x-request-id"), value.clone());
+            value
         });
         if !headers.contains_key("x-request-start") {
             let start = format!("t={}", crate::timefmt::unix_millis(SystemTime::now()));
@@ -588,20 +588,23 @@ impl Router {
             }
         }
         let host = request_host(&req);
-        let path = req.uri().path().to_string();
-        let binding = self.map().lookup(&host, &path).cloned();
-        let service_name = binding
-            .as_ref()
-            .map(|b| b.service.name.clone())
-            .unwrap_or_default();
+        let binding = self.map().lookup(&host, req.uri().path()).cloned();
         let slots = binding.as_ref().map(|b| b.service.slots());
         let metrics_excluded = match (&slots, &binding) {
             (Some(slots), Some(binding)) => {
+                let path = req.uri().path().to_string();
                 apply_request_options(&mut req, &slots.options, &binding.prefix, &path)
             }
             _ => false,
         };
-        let mut record = RequestRecord::new(&req, conn, &request_id, &service_name, started);
+        let mut record = RequestRecord::new(
+            &req,
+            conn,
+            host,
+            request_id,
+            binding.as_ref().map(|b| Arc::clone(&b.service)),
+            started,
+        );
         record.metrics_excluded = metrics_excluded;
         if let Some(slots) = &slots {
             record.add_headers(
@@ -611,9 +614,10 @@ impl Router {
             );
         }
         if !metrics_excluded {
-            metrics::global().in_flight(&service_name, 1);
+            metrics::global().in_flight(record.service_name(), 1);
         }
-        let mut pending = PendingLog(Some(record.clone()));
+        // Logged as 499 if the client goes away before the response starts.
+        let mut pending = PendingLog(Some(record));
 
         let (mut response, service) = match binding {
             None => (proxy_error(StatusCode::NOT_FOUND, ""), None),
@@ -627,19 +631,15 @@ impl Router {
         };
         let pages = service.as_ref().and_then(|s| s.pages());
         pages::render(&mut response, pages.as_deref());
-        pending.0 = None;
+        let Some(mut record) = pending.0.take() else {
+            return response;
+        };
         record.target = response
             .extensions()
             .get::<ChosenTarget>()
-            .map(|t| t.0.clone())
-            .unwrap_or_default();
+            .map(|t| t.0.clone());
         record.status = response.status().as_u16();
-        record.resp_content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        record.resp_content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         if let Some(slots) = &slots {
             record.add_headers(
                 "resp",
@@ -701,88 +701,91 @@ fn apply_request_options(
     options.exclude_metrics_paths.iter().any(|p| p == stripped)
 }
 
-#[derive(Debug, Clone)]
+/// What the access log line and the metrics of one request need, gathered as the request goes
+/// (header values are kept as they came, and rendered only when the line is written).
+#[derive(Debug)]
 struct RequestRecord {
     started: Instant,
-    fields: Vec<(String, Value)>,
-    service: String,
-    method: String,
-    target: String,
+    host: String,
+    port: u16,
+    uri: Uri,
+    request_id: HeaderValue,
+    method: Method,
+    req_content_length: i64,
+    req_content_type: Option<HeaderValue>,
+    remote_addr: Option<HeaderValue>,
+    client_addr: String,
+    client_port: u16,
+    user_agent: Option<HeaderValue>,
+    version: Version,
+    scheme: &'static str,
+    /// `req_<name>` / `resp_<name>` fields for the configured headers.
+    headers: Vec<(String, String)>,
+    service: Option<Arc<Service>>,
+    target: Option<String>,
     status: u16,
-    resp_content_type: String,
+    resp_content_type: Option<HeaderValue>,
     metrics_excluded: bool,
+}
+
+fn header_str(value: Option<&HeaderValue>) -> &str {
+    value.and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+/// `HTTP/1.1` etc., as `Version`'s `Debug` writes it.
+fn proto(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
 }
 
 impl RequestRecord {
     fn new(
         req: &Request<Body>,
         conn: &ConnInfo,
-        request_id: &str,
-        service: &str,
+        host: String,
+        request_id: HeaderValue,
+        service: Option<Arc<Service>>,
         started: Instant,
     ) -> Self {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let client_addr = conn.client_ip.to_string();
-        let xff = header("x-forwarded-for");
-        let remote_addr = if xff.is_empty() {
-            client_addr.clone()
-        } else {
-            xff
-        };
-        let content_length: i64 = header("content-length").parse().unwrap_or(
-            if req.headers().contains_key(header::TRANSFER_ENCODING) {
+        let headers = req.headers();
+        let content_length: i64 = header_str(headers.get(header::CONTENT_LENGTH))
+            .parse()
+            .unwrap_or(if headers.contains_key(header::TRANSFER_ENCODING) {
                 -1
             } else {
                 0
-            },
-        );
-        let fields = vec![
-            ("host".to_string(), Value::from(request_host(req))),
-            ("port".to_string(), Value::from(conn.port)),
-            ("path".to_string(), Value::from(req.uri().path())),
-            ("request_id".to_string(), Value::from(request_id)),
-            ("method".to_string(), Value::from(req.method().as_str())),
-            (
-                "req_content_length".to_string(),
-                Value::from(content_length),
-            ),
-            (
-                "req_content_type".to_string(),
-                Value::from(header("content-type")),
-            ),
-            ("remote_addr".to_string(), Value::from(remote_addr)),
-            ("client_addr".to_string(), Value::from(client_addr)),
-            (
-                "client_port".to_string(),
-                Value::from(conn.client_port.to_string()),
-            ),
-            ("user_agent".to_string(), Value::from(header("user-agent"))),
-            (
-                "proto".to_string(),
-                Value::from(format!("{:?}", req.version())),
-            ),
-            ("scheme".to_string(), Value::from(conn.scheme())),
-            (
-                "query".to_string(),
-                Value::from(req.uri().query().unwrap_or_default()),
-            ),
-        ];
+            });
         Self {
             started,
-            fields,
-            service: service.to_string(),
-            method: req.method().to_string(),
-            target: String::new(),
+            host,
+            port: conn.port,
+            uri: req.uri().clone(),
+            request_id,
+            method: req.method().clone(),
+            req_content_length: content_length,
+            req_content_type: headers.get(header::CONTENT_TYPE).cloned(),
+            remote_addr: headers.get("x-forwarded-for").cloned(),
+            client_addr: conn.client_ip_text(),
+            client_port: conn.client_port,
+            user_agent: headers.get(header::USER_AGENT).cloned(),
+            version: req.version(),
+            scheme: conn.scheme(),
+            headers: Vec::new(),
+            service,
+            target: None,
             status: 0,
-            resp_content_type: String::new(),
+            resp_content_type: None,
             metrics_excluded: false,
         }
+    }
+
+    fn service_name(&self) -> &str {
+        self.service.as_ref().map_or("", |s| s.name.as_str())
     }
 
     fn add_headers(&mut self, prefix: &str, headers: &http::HeaderMap, names: &[String]) {
@@ -792,40 +795,59 @@ impl RequestRecord {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect();
-            self.fields.push((
-                log::header_field(prefix, name),
-                Value::from(values.join(",")),
-            ));
+            self.headers
+                .push((log::header_field(prefix, name), values.join(",")));
         }
     }
 
-    fn finish(mut self, status: u16, bytes: u64) {
+    fn finish(self, status: u16, bytes: u64) {
         let duration = self.started.elapsed();
-        self.fields.push(("status".into(), Value::from(status)));
-        self.fields
-            .push(("service".into(), Value::from(self.service.clone())));
-        self.fields
-            .push(("target".into(), Value::from(self.target.clone())));
-        self.fields.push((
-            "duration".into(),
-            Value::from(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)),
-        ));
-        self.fields
-            .push(("resp_content_length".into(), Value::from(bytes)));
-        self.fields.push((
-            "resp_content_type".into(),
-            Value::from(self.resp_content_type.clone()),
-        ));
-        let fields: Vec<(&str, Value)> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        log::info("Request", &fields);
+        if log::active() {
+            let client_addr = self.client_addr.as_str();
+            let remote_addr = match header_str(self.remote_addr.as_ref()) {
+                "" => client_addr,
+                xff => xff,
+            };
+            let mut line = log::Line::new("INFO", "Request");
+            line.str("host", &self.host)
+                .uint("port", u64::from(self.port))
+                .str("path", self.uri.path())
+                .str("request_id", header_str(Some(&self.request_id)))
+                .str("method", self.method.as_str())
+                .int("req_content_length", self.req_content_length)
+                .str(
+                    "req_content_type",
+                    header_str(self.req_content_type.as_ref()),
+                )
+                .str("remote_addr", remote_addr)
+                .str("client_addr", client_addr)
+                .str("client_port", itoa::Buffer::new().format(self.client_port))
+                .str("user_agent", header_str(self.user_agent.as_ref()))
+                .str("proto", proto(self.version))
+                .str("scheme", self.scheme)
+                .str("query", self.uri.query().unwrap_or_default());
+            for (key, value) in &self.headers {
+                line.str(key, value);
+            }
+            line.uint("status", u64::from(status))
+                .str("service", self.service_name())
+                .str("target", self.target.as_deref().unwrap_or_default())
+                .uint(
+                    "duration",
+                    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+                )
+                .uint("resp_content_length", bytes)
+                .str(
+                    "resp_content_type",
+                    header_str(self.resp_content_type.as_ref()),
+                );
+            log::emit_line(line.finish());
+        }
         if !self.metrics_excluded {
             let m = metrics::global();
-            m.in_flight(&self.service, -1);
-            m.observe(&self.service, &self.method, status, duration);
+            let service = self.service_name();
+            m.in_flight(service, -1);
+            m.observe(service, self.method.as_str(), status, duration);
         }
     }
 }

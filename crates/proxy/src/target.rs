@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -66,13 +67,34 @@ impl ConnInfo {
     pub fn scheme(&self) -> &'static str {
         if self.tls { "https" } else { "http" }
     }
+
+    /// The client address as text (`IpAddr`'s `Display`, without the formatter for IPv4).
+    pub fn client_ip_text(&self) -> String {
+        match self.client_ip {
+            IpAddr::V4(ip) => {
+                let mut text = String::with_capacity(15);
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text.push('.');
+                    }
+                    text.push_str(itoa::Buffer::new().format(octet));
+                }
+                text
+            }
+            IpAddr::V6(ip) => ip.to_string(),
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Target {
     pub address: String,
+    /// `address` parsed once, for the upstream request URI (`None` if it is no valid authority).
+    authority: Option<Authority>,
     health: Mutex<HealthState>,
     draining: AtomicBool,
+    /// Drains in progress (each waits for `inflight_changed`).
+    drains: AtomicUsize,
     inflight: Mutex<HashMap<u64, Inflight>>,
     inflight_changed: Notify,
     next_id: AtomicU64,
@@ -105,7 +127,20 @@ impl Drop for InflightGuard {
         if let Ok(mut map) = self.target.inflight.lock() {
             map.remove(&self.id);
         }
-        self.target.inflight_changed.notify_waiters();
+        // Only a drain waits for the count to change. It registers before it counts, so a
+        // removal that sees no drain waiting is already visible to that count.
+        if self.target.drains.load(Ordering::SeqCst) > 0 {
+            self.target.inflight_changed.notify_waiters();
+        }
+    }
+}
+
+/// Counts a drain as waiting until it ends or is dropped.
+struct DrainRegistration<'a>(&'a AtomicUsize);
+
+impl Drop for DrainRegistration<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -153,10 +188,13 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 impl Target {
     pub fn new(address: &str) -> Arc<Self> {
+        let address = crate::options::target_with_port(address);
         Arc::new(Self {
-            address: crate::options::target_with_port(address),
+            authority: address.parse().ok(),
+            address,
             health: Mutex::new(HealthState::Adding),
             draining: AtomicBool::new(false),
+            drains: AtomicUsize::new(0),
             inflight: Mutex::new(HashMap::new()),
             inflight_changed: Notify::new(),
             next_id: AtomicU64::new(0),
@@ -223,6 +261,8 @@ impl Target {
     /// to finish and are then cancelled (their clients get a 504). Returns `false` when the
     /// timeout ran out and requests had to be cancelled.
     pub async fn drain(&self, timeout: Duration) -> bool {
+        self.drains.fetch_add(1, Ordering::SeqCst);
+        let _registered = DrainRegistration(&self.drains);
         self.draining.store(true, Ordering::SeqCst);
         if let Ok(map) = self.inflight.lock() {
             for entry in map.values().filter(|e| e.hijacked) {
@@ -271,12 +311,14 @@ impl Target {
             req.headers_mut().insert(header::UPGRADE, value);
         }
 
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str)
-            .to_string();
-        let Ok(uri) = format!("http://{}{}", self.address, path_and_query).parse::<Uri>() else {
+        // `http://<address><path and query>`, from the parsed parts (no text round trip).
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority.clone_from(&self.authority);
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(PathAndQuery::from_static("/"));
+        }
+        let Ok(uri) = Uri::from_parts(parts) else {
             return proxy_error(StatusCode::BAD_REQUEST, "");
         };
         *req.uri_mut() = uri;
@@ -373,7 +415,7 @@ impl Target {
         if let Some(host) = &host {
             headers.insert(header::HOST, host.clone());
         }
-        let client_ip = conn.client_ip.to_string();
+        let client_ip = conn.client_ip_text();
         let forwarded_for = HeaderName::from_static("x-forwarded-for");
         let forwarded_proto = HeaderName::from_static("x-forwarded-proto");
         let forwarded_host = HeaderName::from_static("x-forwarded-host");
@@ -433,4 +475,28 @@ pub fn is_streaming(headers: &HeaderMap) -> bool {
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
         });
     event_stream || !headers.contains_key(header::CONTENT_LENGTH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ip_text_is_the_display_form() {
+        for ip in [
+            "192.0.2.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::17",
+        ] {
+            let conn = ConnInfo {
+                client_ip: ip.parse().unwrap(),
+                client_port: 1234,
+                tls: false,
+                port: 80,
+            };
+            assert_eq!(conn.client_ip_text(), ip);
+        }
+    }
 }
