@@ -1337,6 +1337,7 @@ mod tests {
             pause_after: 0,
             app_boot_hooks: false,
             after_hook: None,
+            pull: None,
         }];
         assert_eq!(
             pin_to_digest(&mut stages, "r/app", "sha256:abc", "r/app:v1"),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use dhow_core::Secret;
 use dhow_core::cmd::{Command, for_exec, for_log};
 use dhow_core::docker::builder::{self, Builder, GitClone, Kind};
+use dhow_core::dockerignore::DockerIgnore;
 use dhow_core::event::{Event, Outcome, Stream, Timing};
 
 use crate::error::Error;
@@ -361,6 +362,80 @@ pub fn build_and_push(
         digest,
         timings,
     })
+}
+
+/// Kamal's `build dev` warnings: the files with uncommitted changes, and the untracked files,
+/// that the build context (`context` under `dir`, less its `.dockerignore`) takes in, sorted.
+pub fn dev_context_changes(dir: &Path, context: &str) -> [(Vec<String>, &'static str); 2] {
+    let context_dir = dir.join(context);
+    let ignore = std::fs::read_to_string(context_dir.join(".dockerignore"))
+        .map(|text| DockerIgnore::parse(&text))
+        .unwrap_or_default();
+    let mut prefix = String::new();
+    for part in context
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+    {
+        prefix.push_str(part);
+        prefix.push('/');
+    }
+    let in_context = |files: Vec<String>| -> Vec<String> {
+        let mut files: Vec<String> = files
+            .into_iter()
+            .filter_map(|file| file.strip_prefix(prefix.as_str()).map(str::to_owned))
+            .filter(|file| !ignore.excludes(file))
+            .collect();
+        files.sort();
+        files
+    };
+    [
+        (
+            in_context(facts::git_modified_files(dir)),
+            "Files with uncommitted changes",
+        ),
+        (
+            in_context(facts::git_untracked_files(dir)),
+            "Untracked files",
+        ),
+    ]
+}
+
+/// Kamal's `build dev`: builds the working tree as it is (no git clone, no registry login, no
+/// pre-build hook) with both tags suffixed `-dirty` (`builder` is [`Builder::tagged_dirty`]),
+/// exported as `--output` says (Kamal's default `docker`: the local image store). The buildx
+/// builder is checked (and created when missing) first, as `build push` does. Returns the tags.
+pub fn build_dev(
+    shell: &Shell<'_>,
+    builder: &Builder<'_>,
+    tooling: Tooling,
+    options: &BuildOptions<'_>,
+) -> Result<Vec<String>, Error> {
+    let mut timings = Vec::new();
+    let kind = builder.kind();
+    if kind != Kind::Pack {
+        let dockerfile = builder.dockerfile();
+        if !options.dir.join(dockerfile).exists() {
+            return Err(Error::Failed {
+                message: format!("Missing {dockerfile}"),
+            });
+        }
+    }
+    let env = options.secrets.clone();
+    match (tooling, kind) {
+        (Tooling::Buildx, _) | (Tooling::Plain, Kind::Pack) => {
+            if tooling == Tooling::Buildx {
+                ensure_builder(shell, builder, options.dir)?;
+            }
+            let command = builder.push(options.output, options.no_cache);
+            phase(shell.emit, "build", &mut timings, || {
+                shell.check(&command, options.dir, &env, true)
+            })?;
+        }
+        (Tooling::Plain, _) => {
+            plain_build_and_push(shell, builder, options, options.dir, env, &mut timings)?;
+        }
+    }
+    Ok(builder.tags().to_vec())
 }
 
 /// The plain-docker build (no buildx): `docker build`, with `DOCKER_BUILDKIT=1` when build

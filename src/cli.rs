@@ -299,6 +299,9 @@ pub enum BuildCommand {
     Remove,
     /// Show the builder: `docker context ls` and `docker buildx ls`.
     Details,
+    /// Build the working directory as it is (no git clone), tag it `<version>-dirty` and
+    /// `latest-dirty`, and export it to the local image store (or `--output`).
+    Dev(BuildDevArgs),
     /// Adopt an image built elsewhere (a tag or `@sha256:` digest): pull it, add the service
     /// label if it lacks it, tag it as this version and latest, push; prints the digest.
     Adopt {
@@ -313,6 +316,18 @@ pub struct BuildPushArgs {
     /// Exported type for the build result, any type `buildx --output` supports (without buildx:
     /// `registry` or `docker`).
     #[arg(long = "output", default_value = "registry", value_name = "TYPE")]
+    pub export: String,
+    /// Build without Docker's build cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+}
+
+/// Options of `dhow build dev`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildDevArgs {
+    /// Exported type for the build result, any type `buildx --output` supports (without buildx:
+    /// `docker` or `registry`).
+    #[arg(long = "output", default_value = "docker", value_name = "TYPE")]
     pub export: String,
     /// Build without Docker's build cache.
     #[arg(long = "no-cache")]
@@ -825,6 +840,13 @@ pub struct RegistryArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
+    /// A `localhost:PORT` registry: start the local registry container
+    /// (`kamal-docker-registry`, image `registry:3`) on this machine. Any other registry: log in
+    /// here and on every server, as `login`.
+    Setup(RegistryArgs),
+    /// A `localhost:PORT` registry: stop and remove the local registry container. Any other
+    /// registry: log out here and on every server, as `logout`.
+    Remove(RegistryArgs),
     /// Log in to the registry here and on every server (the password goes through stdin).
     Login(RegistryArgs),
     /// Log out of the registry here and on every server.

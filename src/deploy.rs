@@ -14,8 +14,8 @@ use dhow_core::cmd::{Command, for_log};
 use dhow_core::docker::proxy;
 use dhow_core::event::{Event, Outcome, Stream, Timing};
 use dhow_core::plan::{
-    Action, Bootstrap, CONTAINER_ID, HostSteps, OLD_VERSION, Plan, RoleBoot, STALE_VERSION, Stage,
-    Step, substitute,
+    Action, Bootstrap, CONTAINER_ID, HostSteps, Mirror, OLD_VERSION, Plan, RoleBoot, STALE_VERSION,
+    Stage, Step, mirror_seed_hosts, substitute,
 };
 use dhow_remote::{CancellationToken, Output, RemoteCommand, Transport};
 use tokio::sync::watch;
@@ -201,6 +201,19 @@ impl<T: Transport> Executor<'_, T> {
             });
         }
         Ok(timings)
+    }
+
+    /// Runs `stages` one after another without the deploy lock (Kamal's `build pull`); returns
+    /// the timing breakdown.
+    pub async fn run_stages(&self, stages: &[Stage]) -> Result<Vec<Timing>, DeployError> {
+        let timings = Mutex::new(Vec::<Timing>::new());
+        let health = Mutex::new(Duration::ZERO);
+        for stage in stages {
+            self.stage(stage, &timings, &health).await?;
+        }
+        Ok(timings
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     fn session(&self, host: &str) -> Result<&Arc<T>, String> {
@@ -394,6 +407,180 @@ impl<T: Transport> Executor<'_, T> {
         self.app_boot_hook(stage, "pre-app-boot", &names)?;
         let started = Instant::now();
         self.started(&stage.label, None);
+        let forward_port = stage.pull.as_ref().and_then(|pull| pull.forward_port);
+        let mut outcome = match forward_port {
+            Some(port) => self.forward(&stage.label, &names, port).await,
+            None => Ok(()),
+        };
+        if outcome.is_ok() {
+            outcome = match self.waves(stage, &hosts).await {
+                Ok(waves) => {
+                    let mut result = Ok(());
+                    for (index, wave) in waves.into_iter().enumerate() {
+                        if index > 0 && !wave.is_empty() {
+                            (self.emit)(Event::Output {
+                                host: None,
+                                stream: Stream::Stdout,
+                                line: "Pulling image on remaining hosts...".to_owned(),
+                            });
+                        }
+                        result = self.hosts(stage, &wave, health).await;
+                        if result.is_err() || self.cancel.is_cancelled() {
+                            break;
+                        }
+                    }
+                    result
+                }
+                Err(error) => Err(error),
+            };
+            if let Some(port) = forward_port {
+                self.stop_forwarding(&names, port).await;
+            }
+        }
+        add(timings, stage.phase.name(), started.elapsed());
+        if self.cancel.is_cancelled() {
+            return Err(DeployError::Cancelled);
+        }
+        outcome?;
+        self.app_boot_hook(stage, "post-app-boot", &names)?;
+        if let (Some(hook), Some(name)) = (self.hook, &stage.after_hook) {
+            hook(name, &names)
+                .map_err(|message| local_failure(&format!("{name} hook"), message))?;
+        }
+        if stage.pause_after > 0 {
+            self.pause(Duration::from_secs(stage.pause_after))
+                .await
+                .map_err(|_| DeployError::Cancelled)?;
+        }
+        Ok(())
+    }
+
+    /// Kamal's local registry port forwarding: every host of the stage listens on
+    /// `127.0.0.1:<port>`, reaching `127.0.0.1:<port>` here; a host that refuses fails the
+    /// stage (and the forwards already open are closed).
+    async fn forward(&self, label: &str, names: &[String], port: u16) -> Result<(), DeployError> {
+        (self.emit)(Event::Output {
+            host: None,
+            stream: Stream::Stdout,
+            line: format!(
+                "Setting up local registry port forwarding to {}...",
+                names.join(", ")
+            ),
+        });
+        let local = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let results = futures_all(names.iter().map(|host| async move {
+            let session = self.session(host)?;
+            session
+                .forward_port(port, local)
+                .await
+                .map_err(|error| error.to_string())
+        }))
+        .await;
+        if results.iter().any(Result::is_err) {
+            let opened: Vec<String> = names
+                .iter()
+                .zip(&results)
+                .filter(|(_, result)| result.is_ok())
+                .map(|(host, _)| host.clone())
+                .collect();
+            self.stop_forwarding(&opened, port).await;
+        }
+        collect_failures(label, names, results)
+    }
+
+    /// Ends the forwards of [`Executor::forward`]; a failure is only a warning (the connection
+    /// closing ends the forward anyway).
+    async fn stop_forwarding(&self, names: &[String], port: u16) {
+        let results = futures_all(names.iter().map(|host| async move {
+            let session = self.session(host)?;
+            session
+                .stop_forward(port)
+                .await
+                .map_err(|error| error.to_string())
+        }))
+        .await;
+        for result in results {
+            if let Err(message) = result {
+                (self.emit)(Event::Warning { message });
+            }
+        }
+    }
+
+    /// The hosts of a stage in the order they run: all at once, or, for a pull stage with a
+    /// mirror probe and more than one host, first one host per registry mirror (Kamal's
+    /// `mirror_hosts`, in host order), then the rest.
+    async fn waves<'h>(
+        &self,
+        stage: &Stage,
+        hosts: &[&'h HostSteps],
+    ) -> Result<Vec<Vec<&'h HostSteps>>, DeployError> {
+        let probe = stage
+            .pull
+            .as_ref()
+            .and_then(|pull| pull.mirror_probe.as_ref());
+        let Some(probe) = probe.filter(|_| hosts.len() > 1) else {
+            return Ok(vec![hosts.to_vec()]);
+        };
+        let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();
+        let results = futures_all(names.iter().map(|host| async move {
+            let session = self.session(host)?;
+            let output = self.command(session.as_ref(), host, probe, false).await?;
+            match Mirror::from_probe(
+                output.status.success(),
+                &output.stdout_text(),
+                &output.stderr_text(),
+            ) {
+                Mirror::First(mirror) => Ok(Some(mirror)),
+                Mirror::None => Ok(None),
+                Mirror::Failed => Err(failed(host, probe, output)),
+            }
+        }))
+        .await;
+        let mut mirrors = Vec::new();
+        let mut outcomes = Vec::new();
+        for (host, result) in names.iter().zip(results) {
+            match result {
+                Ok(mirror) => {
+                    mirrors.push((host.clone(), mirror));
+                    outcomes.push(Ok(()));
+                }
+                Err(message) => outcomes.push(Err(message)),
+            }
+        }
+        collect_failures(&stage.label, &names, outcomes)?;
+        let seeds = mirror_seed_hosts(&mirrors);
+        if seeds.is_empty() {
+            return Ok(vec![hosts.to_vec()]);
+        }
+        (self.emit)(Event::Output {
+            host: None,
+            stream: Stream::Stdout,
+            line: format!(
+                "Pulling image on {} to seed the {}...",
+                seeds.join(", "),
+                if seeds.len() == 1 {
+                    "mirror"
+                } else {
+                    "mirrors"
+                }
+            ),
+        });
+        let (first, rest): (Vec<&HostSteps>, Vec<&HostSteps>) =
+            hosts.iter().partition(|host| seeds.contains(&host.host));
+        Ok(vec![first, rest])
+    }
+
+    /// Runs the hosts of one wave of a stage in parallel.
+    async fn hosts(
+        &self,
+        stage: &Stage,
+        hosts: &[&HostSteps],
+        health: &Mutex<Duration>,
+    ) -> Result<(), DeployError> {
+        if hosts.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();
         // The barrier is only kept when some host boots the primary role.
         let gated = hosts
             .iter()
@@ -423,23 +610,7 @@ impl<T: Transport> Executor<'_, T> {
             result
         }))
         .await;
-        let outcome = collect_failures(&stage.label, &names, results);
-        add(timings, stage.phase.name(), started.elapsed());
-        if self.cancel.is_cancelled() {
-            return Err(DeployError::Cancelled);
-        }
-        outcome?;
-        self.app_boot_hook(stage, "post-app-boot", &names)?;
-        if let (Some(hook), Some(name)) = (self.hook, &stage.after_hook) {
-            hook(name, &names)
-                .map_err(|message| local_failure(&format!("{name} hook"), message))?;
-        }
-        if stage.pause_after > 0 {
-            self.pause(Duration::from_secs(stage.pause_after))
-                .await
-                .map_err(|_| DeployError::Cancelled)?;
-        }
-        Ok(())
+        collect_failures(&stage.label, &names, results)
     }
 
     /// Kamal's `run_hook "pre-app-boot"/"post-app-boot", hosts:` around a boot group.

@@ -38,6 +38,27 @@ pub fn git_status(dir: &Path) -> String {
     git(dir, &["status", "--porcelain"]).unwrap_or_default()
 }
 
+/// `git ls-files --modified` (`Kamal::Git.uncommitted_files`), relative to `dir`.
+pub fn git_modified_files(dir: &Path) -> Vec<String> {
+    lines(git(dir, &["ls-files", "--modified"]))
+}
+
+/// `git ls-files --others` (`Kamal::Git.untracked_files`, git-ignored files included),
+/// relative to `dir`.
+pub fn git_untracked_files(dir: &Path) -> Vec<String> {
+    lines(git(dir, &["ls-files", "--others"]))
+}
+
+fn lines(output: Option<String>) -> Vec<String> {
+    output
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Whether `git status --porcelain` reports anything.
 pub fn git_uncommitted_changes(dir: &Path) -> bool {
     git(dir, &["status", "--porcelain"]).is_some_and(|status| !status.is_empty())

@@ -492,3 +492,78 @@ fn registry_audit_and_details() {
     assert!(details.contains("proxy details\n  10.0.0.2:\n    docker ps --filter 'name=^kamal-proxy$'  (output shown)\n"), "{details}");
     assert!(details.contains("accessory details\n  10.0.0.3:\n    docker ps --filter label=service=shop-db  (output shown)\n"), "{details}");
 }
+
+/// A `localhost:PORT` registry: `registry setup`/`remove` run Kamal's local container commands
+/// here and nothing on the hosts; `login`/`logout` are refused; the deploy plan pulls through
+/// the forwarded port without a login.
+#[test]
+fn local_registry_setup_remove_and_the_forwarded_pull() {
+    let dir = app();
+    let config = dir.path().join("config/deploy.yml");
+    let text = fs::read_to_string(&config).expect("read");
+    fs::write(
+        &config,
+        text.replace(
+            "registry:\n  server: ghcr.io\n  username: acme\n  password: [REGISTRY_PASSWORD]\n",
+            "registry:\n  server: localhost:5555\n",
+        ),
+    )
+    .expect("write");
+    let setup = dry(dir.path(), &["registry", "setup", "--dry-run"]);
+    assert_eq!(
+        setup,
+        "setup (this machine)\n  docker --version\n  docker start kamal-docker-registry || docker run --detach -p 127.0.0.1:5555:5000 --name kamal-docker-registry registry:3\n"
+    );
+    let remove = dry(dir.path(), &["registry", "remove", "--dry-run"]);
+    assert_eq!(
+        remove,
+        "remove (this machine)\n  docker stop kamal-docker-registry && docker rm kamal-docker-registry\n"
+    );
+    assert_eq!(
+        dry(dir.path(), &["registry", "setup", "-L", "--dry-run"]),
+        ""
+    );
+    for (subcommand, instead) in [("login", "setup"), ("logout", "remove")] {
+        let output = dhow(dir.path(), &["registry", subcommand, "--dry-run"]);
+        assert!(!output.status.success());
+        let stderr = text(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "Cannot use {subcommand} command with a local registry. Use `dhow registry {instead}` instead."
+            )),
+            "{stderr}"
+        );
+    }
+    let plan = dry(dir.path(), &["plan"]);
+    assert!(
+        plan.contains("== Pull app image\n  (while it runs, each host's 127.0.0.1:5555 is forwarded over SSH to localhost:5555 here)\n  (first on each host: docker info --format '{{index .RegistryConfig.Mirrors 0}}'; one host per registry mirror pulls before the others)\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("docker pull localhost:5555/acme/shop:v7"),
+        "{plan}"
+    );
+    assert!(!plan.contains("docker login"), "{plan}");
+}
+
+/// With a registry on the network, `registry setup`/`remove` log in and out as `login`/`logout`.
+#[test]
+fn registry_setup_and_remove_log_in_and_out_of_a_remote_registry() {
+    let dir = app();
+    let setup = dry(dir.path(), &["registry", "setup", "--dry-run"]);
+    assert!(
+        setup.starts_with(
+            "setup (this machine)\n  docker login ghcr.io -u [REDACTED] --password-stdin\n"
+        ),
+        "{setup}"
+    );
+    assert!(
+        setup.contains("  10.0.0.3:\n    docker login ghcr.io -u [REDACTED] --password-stdin\n"),
+        "{setup}"
+    );
+    let remove = dry(dir.path(), &["registry", "remove", "-L", "--dry-run"]);
+    assert!(
+        remove.contains("  10.0.0.1:\n    docker logout ghcr.io\n"),
+        "{remove}"
+    );
+}

@@ -3,19 +3,22 @@
 //! locally, runs the pre-build hook, then builds and pushes (or adopts) through `crate::build`;
 //! `pull` runs Kamal's pull sequence on the app hosts.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use dhow_core::Secret;
 use dhow_core::config::Credential;
 use dhow_core::docker::builder::Builder;
 use dhow_core::docker::{audit, registry};
 use dhow_core::event::Event;
-use dhow_remote::{RemoteCommand, Transport as _};
+use dhow_core::plan::{self, Action, Phase, Step};
 
+use super::groups;
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::build::{self, BuildOptions, Pushed, Shell, Tooling};
-use crate::cli::{BuildCommand, BuildPushArgs, GlobalArgs};
+use crate::cli::{BuildCommand, BuildDevArgs, BuildPushArgs, GlobalArgs};
+use crate::deploy::Executor;
 use crate::error::Error;
 use crate::printer::Printer;
 use crate::reporter::{self, Format, Reporter};
@@ -95,6 +98,10 @@ pub fn run(command: BuildCommand, global: &GlobalArgs, printer: Printer) -> Resu
                 None => Ok(()),
             }
         }
+        BuildCommand::Dev(args) => {
+            let run = Run::prepare(global, printer, "build", Some("dev"), true)?;
+            dev(&run, &args, &emit)
+        }
         BuildCommand::Details => {
             let run = Run::prepare(global, printer, "build", Some("details"), false)?;
             let builder = builder_of(&run)?;
@@ -108,6 +115,56 @@ pub fn run(command: BuildCommand, global: &GlobalArgs, printer: Printer) -> Resu
             Ok(())
         }
     }
+}
+
+/// Kamal's `build dev`: warns about uncommitted and untracked files the build context takes
+/// in, then builds the working tree with `-dirty` tags, build secrets in the build's
+/// environment only.
+fn dev(run: &Run, args: &BuildDevArgs, emit: build::Emit<'_>) -> Result<(), Error> {
+    let builder = builder_of(run)?.tagged_dirty();
+    let mut secrets = Vec::new();
+    for name in &run.config.builder.secrets {
+        secrets.push((name.clone(), lookup(run, name)?));
+    }
+    let shell = Shell {
+        emit,
+        redact: secrets.iter().map(|(_, value)| value.clone()).collect(),
+    };
+    let dir = Path::new(".");
+    let tooling = build::detect(&shell)?;
+    if tooling == Tooling::Plain && builder.kind() != dhow_core::docker::builder::Kind::Pack {
+        emit(Event::Warning {
+            message: "docker buildx is not installed locally: building with `docker build`"
+                .to_owned(),
+        });
+    }
+    for (files, what) in build::dev_context_changes(dir, &builder.context()) {
+        if !files.is_empty() {
+            emit(Event::Warning {
+                message: format!(
+                    "{what} will be present in the dev container:\n{}",
+                    files
+                        .iter()
+                        .map(|file| format!("  {file}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                ),
+            });
+        }
+    }
+    let tags = build::build_dev(
+        &shell,
+        &builder,
+        tooling,
+        &BuildOptions {
+            output: &args.export,
+            no_cache: args.no_cache,
+            secrets,
+            dir,
+        },
+    )?;
+    run.printer.info(&format!("Built {}", tags.join(", ")));
+    Ok(())
 }
 
 fn push(run: &Run, args: &BuildPushArgs, emit: build::Emit<'_>) -> Result<Pushed, Error> {
@@ -280,7 +337,9 @@ pub fn deliver_image(
 }
 
 /// Kamal's `build pull` on the selected app hosts: login, audit line, remove the old copy
-/// (failure ignored), pull, check the service label.
+/// (failure ignored), pull, check the service label; with a `localhost:<port>` registry the port
+/// is forwarded to every host while it pulls, and with registry mirrors one host per mirror
+/// pulls first (the executor's pull stage).
 fn pull(run: &Run) -> Result<(), Error> {
     let builder = builder_of(run)?;
     let credentials = registry_credentials(run)?;
@@ -292,53 +351,90 @@ fn pull(run: &Run) -> Result<(), Error> {
         .cloned()
         .collect();
     let login = credentials.map(|(user, password)| {
-        Arc::new(RemoteCommand::from(&registry::login(
-            run.config.registry.server.as_deref(),
-            &user,
-            &password,
-        )))
+        registry::login(run.config.registry.server.as_deref(), &user, &password)
     });
-    let record = Arc::new(RemoteCommand::from(&audit::record(
+    let record = audit::record(
         &run.scope(),
         &run.tags,
         &format!("Pulled image with version {}", version(run)?),
-    )));
-    let clean = Arc::new(RemoteCommand::from(&builder.clean()));
-    let pull = Arc::new(RemoteCommand::from(&builder.pull()));
-    let validate = Arc::new(RemoteCommand::from(&builder.validate_image()));
+    );
+    let steps: Vec<Step> = login
+        .into_iter()
+        .map(|login| groups::step("registry login", Action::Run(login)))
+        .chain([
+            groups::step("audit", Action::Run(record)),
+            groups::step("remove old image", Action::Try(builder.clean())),
+            groups::step("pull", Action::Run(builder.pull())),
+            groups::step("check service label", Action::Run(builder.validate_image())),
+        ])
+        .collect();
+    let mut stage = groups::stage(
+        "Pull app image",
+        Phase::Pull,
+        hosts
+            .iter()
+            .map(|host| (host.clone(), steps.clone()))
+            .collect(),
+    );
+    stage.pull = Some(plan::pull_setup(&run.config, &hosts));
     let printer = run.printer;
     printer.info(&format!(
         "Pulling {} on {}...",
         builder.image(),
         hosts.join(", ")
     ));
+    let reporter: Mutex<Box<dyn Reporter>> =
+        Mutex::new(reporter::for_format(Format::Text, printer));
+    let emit = |event: Event| {
+        if let Ok(mut reporter) = reporter.lock() {
+            reporter.report(&event);
+        }
+    };
     let pool = run.pool()?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
-        let results = pool
-            .run_on_hosts(&hosts, &cancel, move |session| {
-                let login = login.clone();
-                let record = Arc::clone(&record);
-                let clean = Arc::clone(&clean);
-                let pull = Arc::clone(&pull);
-                let validate = Arc::clone(&validate);
-                async move {
-                    if let Some(login) = login {
-                        session.run(&login).await?;
-                    }
-                    session.run(&record).await?;
-                    let _ = session.capture(&clean).await?;
-                    session.run(&pull).await?;
-                    session.run(&validate).await?;
-                    Ok(())
+        let mut sessions = BTreeMap::new();
+        let mut failures = Vec::new();
+        for host in &hosts {
+            match pool.session(host).await {
+                Ok(session) => {
+                    sessions.insert(host.clone(), session);
                 }
+                Err(error) => failures.push(format!("  {host}: {error}")),
+            }
+        }
+        let result = if failures.is_empty() {
+            Executor {
+                sessions: &sessions,
+                emit: &emit,
+                cancel: &cancel,
+                after_lock: None,
+                hook: None,
+                ci: None,
+                before_release: None,
+                lock_wait: None,
+                lock_poll: super::lifecycle::LOCK_POLL,
+            }
+            .run_stages(std::slice::from_ref(&stage))
+            .await
+            .map(|_| ())
+            .map_err(|error| Error::Failed {
+                message: error.to_string(),
             })
-            .await;
+        } else {
+            Err(Error::Failed {
+                message: format!(
+                    "could not connect to {} of {} hosts:\n{}",
+                    failures.len(),
+                    hosts.len(),
+                    failures.join("\n")
+                ),
+            })
+        };
         pool.close().await;
-        results
+        result
     });
     run.report_learned(&pool);
-    result.into_result()?;
-    Ok(())
+    result
 }

@@ -158,11 +158,6 @@ pub(super) fn prepare_for(
     lock_message: &str,
 ) -> Result<(Run, Resolved), Error> {
     let run = Run::prepare(global, printer, command, None, true)?;
-    if run.config.registry.is_local() {
-        return Err(Error::Failed {
-            message: "a local registry (localhost:PORT) needs port forwarding to the hosts, which dhow deploy does not do yet; use a registry the hosts can reach".to_owned(),
-        });
-    }
     let resolved = resolve(&run, lock_message)?;
     Ok((run, resolved))
 }

@@ -218,6 +218,7 @@ pub fn stage(label: impl Into<String>, phase: Phase, hosts: Vec<(String, Vec<Ste
         pause_after: 0,
         app_boot_hooks: false,
         after_hook: None,
+        pull: None,
     }
 }
 

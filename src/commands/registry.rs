@@ -1,7 +1,8 @@
-//! `dhow registry login|logout`: logs in to (out of) the configured registry on this machine
-//! and on every selected host, as Kamal's registry group. The password reaches `docker login`
-//! on standard input (`--password-stdin`), never on a command line; a local registry
-//! (`localhost:PORT`) needs no login and is refused, as Kamal does.
+//! `dhow registry setup|remove|login|logout`: logs in to (out of) the configured registry on
+//! this machine and on every selected host, as Kamal's registry group. The password reaches
+//! `docker login` on standard input (`--password-stdin`), never on a command line. A local
+//! registry (`localhost:PORT`) needs no login: `setup` starts its container on this machine and
+//! `remove` removes it (Kamal's exact commands), and `login`/`logout` are refused, as in Kamal.
 
 use std::io::Write as _;
 use std::process::Stdio;
@@ -11,27 +12,100 @@ use dhow_core::docker::registry;
 
 use super::groups::{self, HostQueries, Query};
 use super::server::Run;
-use crate::cli::{GlobalArgs, RegistryCommand};
+use crate::cli::{GlobalArgs, RegistryArgs, RegistryCommand};
 use crate::error::Error;
 use crate::printer::Printer;
 
 pub fn run(command: &RegistryCommand, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
-    let (args, login) = match command {
-        RegistryCommand::Login(args) => (args, true),
-        RegistryCommand::Logout(args) => (args, false),
+    let (args, subcommand) = match command {
+        RegistryCommand::Setup(args) => (args, "setup"),
+        RegistryCommand::Remove(args) => (args, "remove"),
+        RegistryCommand::Login(args) => (args, "login"),
+        RegistryCommand::Logout(args) => (args, "logout"),
     };
-    let subcommand = if login { "login" } else { "logout" };
+    let login = matches!(subcommand, "setup" | "login");
     let run = Run::prepare(global, printer, "registry", Some(subcommand), login)?;
-    if run.config.registry.is_local() {
-        return Err(Error::Failed {
-            message: format!(
-                "Cannot use {subcommand} command with a local registry: it needs no login"
-            ),
-        });
+    if let Some(port) = run.config.registry.local_port() {
+        return match subcommand {
+            "setup" => local_setup(port, args, printer),
+            "remove" => {
+                local_remove(args, printer);
+                Ok(())
+            }
+            _ => Err(Error::Failed {
+                message: format!(
+                    "Cannot use {subcommand} command with a local registry. Use `dhow registry {}` instead.",
+                    if login { "setup" } else { "remove" }
+                ),
+            }),
+        };
     }
+    login_or_logout(&run, args, subcommand, login)
+}
+
+/// Kamal's `registry setup` for a local registry: docker must be installed here (Kamal also
+/// wants the buildx plugin; dhow builds without it, so only `docker --version` is checked), then
+/// `docker start kamal-docker-registry || docker run --detach -p 127.0.0.1:PORT:5000 ...`.
+fn local_setup(port: u16, args: &RegistryArgs, printer: Printer) -> Result<(), Error> {
+    if args.skip_local {
+        return Ok(());
+    }
+    let command = registry::setup_local(port);
+    if args.dry_run {
+        printer.data(&format!(
+            "setup (this machine)\n  {}\n  {}",
+            for_log(&docker_version()),
+            for_log(&command)
+        ));
+        return Ok(());
+    }
+    run_locally(&docker_version()).map_err(|error| Error::Failed {
+        message: format!(
+            "Docker is not installed locally: {}",
+            match error {
+                Error::Failed { message } => message,
+                other => other.to_string(),
+            }
+        ),
+    })?;
+    run_locally(&command)?;
+    printer.info(&format!(
+        "Local registry kamal-docker-registry is running on 127.0.0.1:{port}"
+    ));
+    Ok(())
+}
+
+/// Kamal's `registry remove` for a local registry: `docker stop kamal-docker-registry && docker
+/// rm kamal-docker-registry`, its failure ignored (there may be nothing to remove).
+fn local_remove(args: &RegistryArgs, printer: Printer) {
+    if args.skip_local {
+        return;
+    }
+    let command = registry::remove_local();
+    if args.dry_run {
+        printer.data(&format!("remove (this machine)\n  {}", for_log(&command)));
+        return;
+    }
+    match run_locally(&command) {
+        Ok(()) => printer.info("Removed the local registry kamal-docker-registry"),
+        Err(error) => printer.info(&format!("No local registry removed: {error}")),
+    }
+}
+
+fn docker_version() -> Command {
+    Command::from_words(["docker", "--version"])
+}
+
+fn login_or_logout(
+    run: &Run,
+    args: &RegistryArgs,
+    subcommand: &str,
+    login: bool,
+) -> Result<(), Error> {
+    let printer = run.printer;
     let server = run.config.registry.server.clone();
     let command = if login {
-        groups::registry_login(&run)?.ok_or_else(|| Error::Failed {
+        groups::registry_login(run)?.ok_or_else(|| Error::Failed {
             message: "the registry has no username and password to log in with".to_owned(),
         })?
     } else {
@@ -70,7 +144,7 @@ pub fn run(command: &RegistryCommand, global: &GlobalArgs, printer: Printer) -> 
         .collect();
     let count = hosts.len();
     groups::show(
-        &run,
+        run,
         "App",
         &format!("{subcommand} (hosts)"),
         hosts,

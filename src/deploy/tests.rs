@@ -115,6 +115,42 @@ impl Transport for FakeHost {
         }
     }
 
+    fn forward_port(
+        &self,
+        port: u16,
+        local: std::net::SocketAddr,
+    ) -> impl Future<Output = Result<(), RemoteError>> + Send + '_ {
+        async move {
+            self.log.lock().expect("log").commands.push((
+                self.host.clone(),
+                format!("<forward 127.0.0.1:{port} to {local}>"),
+                None,
+            ));
+            if self.rules.iter().any(|rule| {
+                rule.pattern == "<refuse forward>" && rule.host.is_none_or(|h| h == self.host)
+            }) {
+                return Err(RemoteError::Forward {
+                    host: self.host.clone(),
+                    port,
+                    local: local.to_string(),
+                    reason: "the server refused it".to_owned(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    fn stop_forward(&self, port: u16) -> impl Future<Output = Result<(), RemoteError>> + Send + '_ {
+        async move {
+            self.log.lock().expect("log").commands.push((
+                self.host.clone(),
+                format!("<stop forward 127.0.0.1:{port}>"),
+                None,
+            ));
+            Ok(())
+        }
+    }
+
     fn upload<'a>(
         &'a self,
         contents: &'a [u8],
@@ -224,7 +260,7 @@ fn plan_with_pages(
         version,
         tags: &tags,
         lock: &lock,
-        registry: Some(("ci", &password)),
+        registry: (!config.registry.is_local()).then_some(("ci", &password)),
         secrets: &secrets,
         nonce: "0123456789abcdef0123",
         error_pages,
@@ -1183,5 +1219,218 @@ fn a_failed_asset_extraction_stops_the_host_before_any_boot() {
     assert!(
         !commands.iter().any(|c| c.contains("docker run --detach")),
         "{commands:#?}"
+    );
+}
+
+/// Kamal's `mirror_hosts`/`pull_on_hosts`: with four hosts on two mirrors, the first host of
+/// each mirror pulls; only then the others.
+#[test]
+fn one_host_per_registry_mirror_pulls_before_the_rest() {
+    let four = WORKERS.replace("[h1, h2]", "[h1, h2, h3, h4]");
+    let plan = plan_for(&four);
+    let probe = "docker info --format '{{index .RegistryConfig.Mirrors 0}}'";
+    let mirror = |host: &'static str, stdout: &'static str| Rule {
+        host: Some(host),
+        pattern: "docker info --format",
+        status: 0,
+        stdout,
+        stderr: "",
+    };
+    let outcome = execute(
+        &plan,
+        vec![
+            running_status(),
+            Rule {
+                host: Some("h1"),
+                pattern: "docker info --format",
+                status: 1,
+                stdout: "",
+                stderr: "template: :1:2: executing \"\" at <index .RegistryConfig.Mirrors 0>: error calling index: reflect: slice index out of range\n",
+            },
+            mirror("h2", "https://mirror-a.example\n"),
+            mirror("h3", "https://mirror-a.example\n"),
+            mirror("h4", "https://mirror-b.example\n"),
+        ],
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    let all: Vec<(String, String)> = outcome
+        .log
+        .commands
+        .iter()
+        .map(|(host, text, _)| (host.clone(), text.clone()))
+        .collect();
+    let index = |host: &str, pattern: &str| {
+        all.iter()
+            .position(|(h, text)| h == host && text.contains(pattern))
+            .unwrap_or_else(|| panic!("{host}: no {pattern} in {all:#?}"))
+    };
+    // Every host is probed before any pull; the seeds (h2 for mirror a, h4 for mirror b)
+    // finish their pulls before h1 and h3 start theirs.
+    let last_probe = ["h1", "h2", "h3", "h4"]
+        .iter()
+        .map(|host| index(host, probe))
+        .max()
+        .expect("probes");
+    let seeds_done = ["h2", "h4"]
+        .iter()
+        .map(|host| index(host, "docker inspect -f '{{ .Config.Labels.service }}'"))
+        .max()
+        .expect("seeds");
+    for host in ["h1", "h3"] {
+        assert!(last_probe < index(host, "Pulled image with version v1"));
+        assert!(
+            seeds_done < index(host, "Pulled image with version v1"),
+            "{all:#?}"
+        );
+    }
+    let lines: Vec<String> = outcome
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Output {
+                host: None, line, ..
+            } => Some(line.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        lines.contains(&"Pulling image on h2, h4 to seed the mirrors...".to_owned()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"Pulling image on remaining hosts...".to_owned()),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn without_mirrors_every_host_pulls_at_once_and_a_failed_probe_fails_the_pull() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute(&plan, vec![running_status()]);
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert!(!outcome.events.iter().any(|event| matches!(
+        event,
+        Event::Output { line, .. } if line.contains("seed the mirror")
+    )));
+
+    let outcome = execute(
+        &plan,
+        vec![Rule {
+            host: Some("h2"),
+            pattern: "docker info --format",
+            status: 1,
+            stdout: "",
+            stderr: "Cannot connect to the Docker daemon",
+        }],
+    );
+    let Err(DeployError::Hosts {
+        stage, failures, ..
+    }) = &outcome.result
+    else {
+        panic!("expected failure: {:?}", outcome.result);
+    };
+    assert_eq!(stage, "Pull app image");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].host, "h2");
+    assert!(
+        failures[0].message.contains("Cannot connect"),
+        "{}",
+        failures[0].message
+    );
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker pull"))
+    );
+}
+
+const LOCAL_REGISTRY: &str = "service: jobs
+image: ci/jobs
+registry: {server: localhost:5555}
+builder: {arch: amd64}
+primary_role: workers
+readiness_delay: 0
+deploy_timeout: 1
+servers:
+  workers:
+    hosts: [h1, h2]
+    cmd: sleep infinity
+    proxy: false
+";
+
+/// A `localhost:<port>` registry: each pulling host gets the port forwarded for the pull stage
+/// only, no login anywhere.
+#[test]
+fn a_local_registry_is_forwarded_to_every_host_while_it_pulls() {
+    let plan = plan_for(LOCAL_REGISTRY);
+    let outcome = execute(&plan, vec![running_status()]);
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        let forward = position(&commands, "<forward 127.0.0.1:5555 to 127.0.0.1:5555>");
+        let pull = position(&commands, "docker pull localhost:5555/ci/jobs:v1");
+        let stop = position(&commands, "<stop forward 127.0.0.1:5555>");
+        let boot = position(&commands, "docker run --detach");
+        assert!(
+            forward < pull && pull < stop && stop < boot,
+            "{commands:#?}"
+        );
+        assert!(
+            !commands.iter().any(|c| c.contains("docker login")),
+            "{commands:#?}"
+        );
+    }
+    assert!(outcome.events.iter().any(|event| matches!(
+        event,
+        Event::Output { host: None, line, .. }
+            if line == "Setting up local registry port forwarding to h1, h2..."
+    )));
+}
+
+#[test]
+fn a_refused_forward_fails_the_pull_and_closes_the_other_forwards() {
+    let plan = plan_for(LOCAL_REGISTRY);
+    let outcome = execute(
+        &plan,
+        vec![Rule {
+            host: Some("h2"),
+            pattern: "<refuse forward>",
+            status: 0,
+            stdout: "",
+            stderr: "",
+        }],
+    );
+    let Err(DeployError::Hosts {
+        stage, failures, ..
+    }) = &outcome.result
+    else {
+        panic!("expected failure: {:?}", outcome.result);
+    };
+    assert_eq!(stage, "Pull app image");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].host, "h2");
+    assert!(
+        failures[0]
+            .message
+            .contains("port forwarding of 127.0.0.1:5555 on h2"),
+        "{}",
+        failures[0].message
+    );
+    let h1 = on(&outcome.log, "h1");
+    assert_eq!(
+        h1,
+        [
+            "<forward 127.0.0.1:5555 to 127.0.0.1:5555>",
+            "<stop forward 127.0.0.1:5555>"
+        ]
+    );
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker pull"))
     );
 }

@@ -10,6 +10,7 @@ pub mod badge;
 pub mod cmd;
 pub mod config;
 pub mod docker;
+pub mod dockerignore;
 pub mod erb;
 pub mod event;
 pub mod plan;

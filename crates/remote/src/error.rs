@@ -180,6 +180,18 @@ pub enum RemoteError {
         /// Why (exit status and stderr, or a channel error).
         reason: String,
     },
+    /// The host refused (or lost) an SSH remote port forward.
+    #[error("port forwarding of 127.0.0.1:{port} on {host} to {local} here failed: {reason}")]
+    Forward {
+        /// Host name.
+        host: String,
+        /// The port the host was asked to listen on.
+        port: u16,
+        /// Where connections go on this machine.
+        local: String,
+        /// What the server or russh reported.
+        reason: String,
+    },
     /// The run was cancelled while this host was working.
     #[error("cancelled on {host}")]
     Cancelled {

@@ -1,9 +1,11 @@
 //! One SSH connection to one host (russh): TCP connect with DNS retries, or a jump host's
 //! direct-tcpip channel, or a proxy command's stdio; host-key verification; public-key
 //! authentication from key files, key data and ssh-agent; keepalive; channel exec with streamed
-//! output; uploads through `cat` into a private temporary file renamed into place.
+//! output; uploads through `cat` into a private temporary file renamed into place; SSH remote
+//! port forwarding (`tcpip-forward`), each `forwarded-tcpip` channel bridged to a local address.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -170,13 +172,18 @@ impl SshOptions {
     }
 }
 
-/// The russh client handler: verifies the host key and remembers why it refused one.
+/// Remote ports this connection forwards, and where their connections go on this machine.
+type Forwards = Arc<Mutex<HashMap<u32, SocketAddr>>>;
+
+/// The russh client handler: verifies the host key and remembers why it refused one; bridges
+/// the server's `forwarded-tcpip` channels of the ports asked for to their local addresses.
 struct ClientHandler {
     host: String,
     port: u16,
     ip: Option<IpAddr>,
     verifier: Arc<HostKeyVerifier>,
     outcome: Arc<Mutex<Option<Result<HostKeyAcceptance, HostKeyError>>>>,
+    forwards: Forwards,
 }
 
 impl client::Handler for ClientHandler {
@@ -201,6 +208,44 @@ impl client::Handler for ClientHandler {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(verdict);
         Ok(accepted)
     }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let local = self
+            .forwards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&connected_port)
+            .copied();
+        let Some(local) = local else {
+            // Not a port this connection asked for: refuse the channel.
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        // Connecting may take a moment: the handler must keep serving the connection meanwhile.
+        tokio::spawn(async move {
+            match tokio::net::TcpStream::connect(local).await {
+                Ok(mut tcp) => {
+                    reply.accept().await;
+                    let mut stream = channel.into_stream();
+                    // Either side closing ends the bridge; there is no one to tell about errors.
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                }
+                Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+            }
+        });
+        Ok(())
+    }
 }
 
 /// An authenticated SSH connection to one host. Commands run on channels multiplexed over it.
@@ -214,6 +259,7 @@ pub struct SshSession {
     // Kept alive for as long as the session: the jump connection or the proxy command.
     jump: Option<Arc<SshSession>>,
     proxy: Mutex<Option<ProxyProcess>>,
+    forwards: Forwards,
 }
 
 impl fmt::Debug for SshSession {
@@ -313,12 +359,14 @@ impl SshSession {
         let known = verifier.known_algorithms(&host, port, ip);
         let config = Arc::new(client_config(options, &known));
         let outcome = Arc::new(Mutex::new(None));
+        let forwards = Forwards::default();
         let handler = ClientHandler {
             host: host.clone(),
             port,
             ip,
             verifier,
             outcome: Arc::clone(&outcome),
+            forwards: Arc::clone(&forwards),
         };
         let connected = client::connect_stream(config, stream, handler).await;
         let recorded = outcome
@@ -353,6 +401,7 @@ impl SshSession {
             learned,
             jump: None,
             proxy: Mutex::new(proxy),
+            forwards,
         })
     }
 
@@ -391,6 +440,67 @@ impl SshSession {
         if let Some(mut process) = process {
             process.kill();
         }
+    }
+
+    fn forward_error(
+        &self,
+        port: u16,
+        local: SocketAddr,
+        reason: impl Into<String>,
+    ) -> RemoteError {
+        RemoteError::Forward {
+            host: self.name.clone(),
+            port,
+            local: local.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Asks the server to listen on `127.0.0.1:<port>` and bridges every connection made there
+    /// to `local` on this machine (`ssh -R 127.0.0.1:<port>:<local>`), until
+    /// [`SshSession::stop_forward`] or the end of the connection.
+    pub async fn forward_port(&self, port: u16, local: SocketAddr) -> Result<(), RemoteError> {
+        self.forwards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(u32::from(port), local);
+        match self
+            .handle
+            .tcpip_forward("127.0.0.1", u32::from(port))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                self.forwards
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&u32::from(port));
+                let reason = match error {
+                    russh::Error::RequestDenied => {
+                        "the server refused it (is the port in use there, or AllowTcpForwarding off?)"
+                            .to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                Err(self.forward_error(port, local, reason))
+            }
+        }
+    }
+
+    /// Cancels the forward of `port`; connections already bridged run to their end.
+    pub async fn stop_forward(&self, port: u16) -> Result<(), RemoteError> {
+        let local = self
+            .forwards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&u32::from(port));
+        let Some(local) = local else {
+            return Ok(());
+        };
+        self.handle
+            .cancel_tcpip_forward("127.0.0.1", u32::from(port))
+            .await
+            .map_err(|error| self.forward_error(port, local, error.to_string()))
     }
 
     fn channel_error(&self, command: &RemoteCommand, error: &russh::Error) -> RemoteError {
@@ -482,6 +592,14 @@ fn signal_label(signal: &russh::Sig) -> String {
 impl Transport for SshSession {
     fn host(&self) -> &str {
         &self.name
+    }
+
+    async fn forward_port(&self, port: u16, local: SocketAddr) -> Result<(), RemoteError> {
+        SshSession::forward_port(self, port, local).await
+    }
+
+    async fn stop_forward(&self, port: u16) -> Result<(), RemoteError> {
+        SshSession::stop_forward(self, port).await
     }
 
     fn exec<'a>(

@@ -236,6 +236,18 @@ pub trait Transport: Send + Sync {
         mode: u32,
     ) -> impl Future<Output = Result<(), RemoteError>> + Send + 'a;
 
+    /// SSH remote port forwarding: the host listens on `127.0.0.1:<port>` and every connection
+    /// made there reaches `local` on this machine, until [`Transport::stop_forward`] (how hosts
+    /// pull from a registry on `localhost:<port>` here).
+    fn forward_port(
+        &self,
+        port: u16,
+        local: std::net::SocketAddr,
+    ) -> impl Future<Output = Result<(), RemoteError>> + Send + '_;
+
+    /// Ends the forward of `port` started by [`Transport::forward_port`].
+    fn stop_forward(&self, port: u16) -> impl Future<Output = Result<(), RemoteError>> + Send + '_;
+
     /// Runs `command` and collects its output, whatever its exit status.
     fn capture<'a>(
         &'a self,

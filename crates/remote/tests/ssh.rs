@@ -1046,3 +1046,120 @@ async fn canary_secrets_never_appear_in_any_process_argv_during_a_run() {
         assert!(!received.command.contains(canary), "{}", received.command);
     }
 }
+
+/// A TCP server on 127.0.0.1 that answers each connection with `reply:` and what it read.
+async fn reply_server() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0_u8; 64];
+                let read = stream.read(&mut buffer).await.unwrap_or(0);
+                let mut answer = b"reply:".to_vec();
+                answer.extend_from_slice(&buffer[..read]);
+                let _ = stream.write_all(&answer).await;
+            });
+        }
+    });
+    addr
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Connects to the host's end of a forward and returns what came back for `message`.
+async fn through(port: u16, message: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream.write_all(message).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(answer)
+}
+
+#[tokio::test]
+async fn remote_port_forward_bridges_host_connections_to_a_local_port() {
+    let fx = Fixture::new();
+    let server = fx.server_with("web1", true).await;
+    let pool = new_pool(fx.options(), HostKeyPolicy::KnownHosts(known(&[&server])));
+    let session = pool.session(&host(&server)).await.unwrap();
+    let local = reply_server().await;
+    let port = free_port();
+
+    Transport::forward_port(session.as_ref(), port, local)
+        .await
+        .unwrap();
+    assert_eq!(server.remote_forwards(), [format!("127.0.0.1:{port}")]);
+    // Several connections, one after another and at once, each on its own channel.
+    assert_eq!(through(port, b"one").await.unwrap(), b"reply:one");
+    let (a, b) = tokio::join!(through(port, b"two"), through(port, b"three"));
+    assert_eq!(a.unwrap(), b"reply:two");
+    assert_eq!(b.unwrap(), b"reply:three");
+
+    Transport::stop_forward(session.as_ref(), port)
+        .await
+        .unwrap();
+    assert_eq!(
+        server.remote_forwards(),
+        [
+            format!("127.0.0.1:{port}"),
+            format!("cancel:127.0.0.1:{port}")
+        ]
+    );
+    // The host no longer listens: nothing reaches the local server.
+    let after = through(port, b"four").await;
+    assert!(after.as_ref().map_or(true, Vec::is_empty), "{after:?}");
+    // Stopping twice is harmless; the same port can be forwarded again.
+    Transport::stop_forward(session.as_ref(), port)
+        .await
+        .unwrap();
+    Transport::forward_port(session.as_ref(), port, local)
+        .await
+        .unwrap();
+    assert_eq!(through(port, b"five").await.unwrap(), b"reply:five");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn refused_remote_port_forward_is_a_typed_error_naming_host_and_port() {
+    let fx = Fixture::new();
+    let server = fx.server_with("web1", false).await;
+    let pool = new_pool(fx.options(), HostKeyPolicy::KnownHosts(known(&[&server])));
+    let session = pool.session(&host(&server)).await.unwrap();
+    let local = reply_server().await;
+    let port = free_port();
+    let error = Transport::forward_port(session.as_ref(), port, local)
+        .await
+        .unwrap_err();
+    match &error {
+        RemoteError::Forward {
+            host: name,
+            port: refused,
+            local: to,
+            reason,
+        } => {
+            assert_eq!(name, &host(&server));
+            assert_eq!(*refused, port);
+            assert_eq!(to, &local.to_string());
+            assert!(reason.contains("refused"), "{reason}");
+        }
+        other => panic!("expected a forward error, got {other:?}"),
+    }
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("port forwarding of 127.0.0.1:{port} on ")),
+        "{error}"
+    );
+    // The connection still runs commands.
+    let output = session.run(&RemoteCommand::plain("echo ok")).await.unwrap();
+    assert_eq!(output.stdout_text(), "ok\n");
+    pool.close().await;
+}

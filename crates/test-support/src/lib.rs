@@ -1,7 +1,8 @@
 //! Test doubles for dhow (dev-only). [`SshServer`]: an in-process SSH server on `127.0.0.1:0`
 //! with a generated host key and public-key authentication, which runs each exec request with
 //! `sh -c` in a working directory of the test's choice, records what it received, and can
-//! forward `direct-tcpip` channels (to act as a jump host).
+//! forward `direct-tcpip` channels (to act as a jump host) and serve remote port forwards
+//! (`tcpip-forward`: it listens and opens a `forwarded-tcpip` channel per connection).
 
 pub mod github;
 
@@ -79,6 +80,8 @@ pub struct Journal {
     pub commands: Vec<ReceivedCommand>,
     /// `direct-tcpip` destinations asked for, as `host:port`.
     pub forwards: Vec<String>,
+    /// `tcpip-forward` requests, as `address:port`, and `cancel:address:port` for cancels.
+    pub remote_forwards: Vec<String>,
     /// Users that authenticated.
     pub logins: Vec<String>,
     /// Public keys offered that were refused.
@@ -92,7 +95,7 @@ pub struct SshServerConfig {
     pub authorized_keys: Vec<PublicKey>,
     /// Directory commands run in (stands in for the user's home).
     pub workdir: PathBuf,
-    /// Whether `direct-tcpip` channels are forwarded.
+    /// Whether `direct-tcpip` channels and `tcpip-forward` requests are served.
     pub allow_forwarding: bool,
     /// The host key; a fresh one when `None`.
     pub host_key: Option<PrivateKey>,
@@ -188,6 +191,15 @@ impl SshServer {
         self.journal.lock().expect("journal").forwards.clone()
     }
 
+    /// `tcpip-forward` requests (`address:port`) and cancels (`cancel:address:port`) so far.
+    pub fn remote_forwards(&self) -> Vec<String> {
+        self.journal
+            .lock()
+            .expect("journal")
+            .remote_forwards
+            .clone()
+    }
+
     /// Users that logged in so far.
     pub fn logins(&self) -> Vec<String> {
         self.journal.lock().expect("journal").logins.clone()
@@ -208,6 +220,7 @@ impl server::Server for Factory {
             config: Arc::clone(&self.config),
             journal: Arc::clone(&self.journal),
             user: String::new(),
+            listeners: Listeners::default(),
         }
     }
 }
@@ -216,6 +229,19 @@ struct Handler {
     config: Arc<SshServerConfig>,
     journal: Arc<Mutex<Journal>>,
     user: String,
+    listeners: Listeners,
+}
+
+/// The listeners of a connection's remote forwards, by port; stopped with the connection.
+#[derive(Default)]
+struct Listeners(std::collections::HashMap<u32, tokio::task::JoinHandle<()>>);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for task in self.0.values() {
+            task.abort();
+        }
+    }
 }
 
 impl server::Handler for Handler {
@@ -308,6 +334,86 @@ impl server::Handler for Handler {
             let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
         });
         Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.journal
+            .lock()
+            .expect("journal")
+            .remote_forwards
+            .push(format!("{address}:{port}"));
+        if !self.config.allow_forwarding || self.listeners.0.contains_key(port) {
+            return Ok(false);
+        }
+        let Ok(requested) = u16::try_from(*port) else {
+            return Ok(false);
+        };
+        let Ok(listener) = TcpListener::bind((address, requested)).await else {
+            return Ok(false);
+        };
+        let bound = u32::from(listener.local_addr().expect("local addr").port());
+        *port = bound;
+        let task = tokio::spawn(serve_remote_forward(
+            listener,
+            session.handle(),
+            address.to_owned(),
+            bound,
+        ));
+        self.listeners.0.insert(bound, task);
+        Ok(true)
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        self.journal
+            .lock()
+            .expect("journal")
+            .remote_forwards
+            .push(format!("cancel:{address}:{port}"));
+        Ok(match self.listeners.0.remove(&port) {
+            Some(task) => {
+                task.abort();
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+/// Accepts connections on `listener` and bridges each through a `forwarded-tcpip` channel.
+async fn serve_remote_forward(
+    listener: TcpListener,
+    handle: server::Handle,
+    address: String,
+    port: u32,
+) {
+    while let Ok((mut tcp, peer)) = listener.accept().await {
+        let handle = handle.clone();
+        let address = address.clone();
+        tokio::spawn(async move {
+            let Ok(channel) = handle
+                .channel_open_forwarded_tcpip(
+                    address,
+                    port,
+                    peer.ip().to_string(),
+                    u32::from(peer.port()),
+                )
+                .await
+            else {
+                return;
+            };
+            let mut stream = channel.into_stream();
+            let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+        });
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Builder<'a> {
     version: &'a str,
     /// The local Docker architecture (`amd64`, `arm64`), as `docker info` reports it.
     local_arch: Option<&'a str>,
+    /// `build dev`: the tags carry Kamal's `-dirty` suffix.
+    dirty: bool,
 }
 
 /// Why the plain `docker build` path cannot build a configuration.
@@ -68,7 +70,16 @@ impl<'a> Builder<'a> {
             config,
             version,
             local_arch,
+            dirty: false,
         }
+    }
+
+    /// Kamal's `tag_as_dirty` (`build dev`): the build writes `<repository>:<version>-dirty` and
+    /// `<repository>:latest[-<dest>]-dirty`.
+    #[must_use]
+    pub fn tagged_dirty(mut self) -> Self {
+        self.dirty = true;
+        self
     }
 
     /// Kamal's `KAMAL.builder.target`: remote (or hybrid when some arches build locally), else
@@ -165,9 +176,15 @@ impl<'a> Builder<'a> {
         self.config.absolute_image(self.version)
     }
 
-    /// The tags a build writes: `<repository>:<version>` and `<repository>:latest[-<dest>]`.
+    /// The tags a build writes: `<repository>:<version>` and `<repository>:latest[-<dest>]`, each
+    /// with `-dirty` appended for `build dev`.
     pub fn tags(&self) -> [String; 2] {
-        [self.image(), self.config.latest_image()]
+        let tags = [self.image(), self.config.latest_image()];
+        if self.dirty {
+            tags.map(|tag| format!("{tag}-dirty"))
+        } else {
+            tags
+        }
     }
 
     fn tag_options(&self) -> Vec<String> {

@@ -108,6 +108,7 @@ fn stage(label: String, phase: Phase, hosts: Vec<HostSteps>) -> Stage {
         pause_after: 0,
         app_boot_hooks: false,
         after_hook: None,
+        pull: None,
     }
 }
 

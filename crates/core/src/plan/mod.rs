@@ -282,6 +282,72 @@ pub struct Stage {
     pub app_boot_hooks: bool,
     /// A local hook to run after the stage succeeded (`docker-setup` after the bootstrap).
     pub after_hook: Option<String>,
+    /// How an app image pull reaches the registry and orders its hosts (Kamal's `build pull`).
+    pub pull: Option<PullSetup>,
+}
+
+/// What Kamal's `build pull` does around the per-host pull steps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullSetup {
+    /// A `localhost:<port>` registry: while the stage runs, each host listens on
+    /// `127.0.0.1:<port>` and its connections reach `localhost:<port>` on the deploying machine
+    /// through the SSH connection (remote port forwarding).
+    pub forward_port: Option<u16>,
+    /// With more than one host: `docker info --format '{{index .RegistryConfig.Mirrors 0}}'`
+    /// on every host; the first host of each registry mirror pulls before the others (it seeds
+    /// the mirror), see [`mirror_seed_hosts`].
+    pub mirror_probe: Option<Command>,
+}
+
+/// What `docker info` prints when the daemon has no registry mirror (Kamal's
+/// `mirror_hosts` ignores this failure of the probe and no other).
+pub const NO_MIRRORS: &str = "error calling index: reflect: slice index out of range";
+
+/// Kamal's `mirror_hosts`: the first host (in the given order) of each distinct registry
+/// mirror, from `(host, first mirror or None)` pairs. Hosts without a mirror seed nothing.
+pub fn mirror_seed_hosts(mirrors: &[(String, Option<String>)]) -> Vec<String> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut seeds = Vec::new();
+    for (host, mirror) in mirrors {
+        let Some(mirror) = mirror.as_deref().map(str::trim).filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        if !seen.contains(&mirror) {
+            seen.push(mirror);
+            seeds.push(host.clone());
+        }
+    }
+    seeds
+}
+
+/// What a pull stage's mirror probe tells about one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mirror {
+    /// The daemon's first registry mirror.
+    First(String),
+    /// No mirror: empty output, or Kamal's tolerated [`NO_MIRRORS`] failure.
+    None,
+    /// Any other failure, which fails the host as in Kamal.
+    Failed,
+}
+
+impl Mirror {
+    /// Reads the probe's exit and output.
+    pub fn from_probe(succeeded: bool, stdout: &str, stderr: &str) -> Self {
+        if succeeded {
+            let mirror = stdout.trim();
+            // `docker info` prints `<no value>` for a missing field with some templates.
+            if mirror.is_empty() || mirror == "<no value>" {
+                Mirror::None
+            } else {
+                Mirror::First(mirror.to_owned())
+            }
+        } else if stderr.contains(NO_MIRRORS) || stdout.contains(NO_MIRRORS) {
+            Mirror::None
+        } else {
+            Mirror::Failed
+        }
+    }
 }
 
 impl Stage {
@@ -293,6 +359,7 @@ impl Stage {
             pause_after: 0,
             app_boot_hooks: false,
             after_hook: None,
+            pull: None,
         }
     }
 }
@@ -517,6 +584,7 @@ fn pull_stage(
         pause_after: 0,
         app_boot_hooks: false,
         after_hook: None,
+        pull: Some(pull_setup(config, app_hosts)),
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -552,6 +620,15 @@ fn pull_stage(
     }
 }
 
+/// Kamal's `build pull` around the pulls: the local registry's port forwarded to every pulling
+/// host, and the mirror probe when more than one host pulls.
+pub fn pull_setup(config: &Config, hosts: &[String]) -> PullSetup {
+    PullSetup {
+        forward_port: config.registry.local_port(),
+        mirror_probe: (hosts.len() > 1).then(crate::docker::builder::Builder::first_mirror),
+    }
+}
+
 fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
     let config = input.config;
     let selection = input.selection;
@@ -562,6 +639,7 @@ fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
         pause_after: 0,
         app_boot_hooks: false,
         after_hook: None,
+        pull: None,
         hosts: selection
             .hosts
             .iter()
@@ -605,6 +683,7 @@ fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&C
         pause_after: 0,
         app_boot_hooks: false,
         after_hook: None,
+        pull: None,
         hosts: selection
             .hosts
             .iter()
@@ -648,6 +727,7 @@ fn stale_stage(input: &DeployInput<'_>, app_hosts: &[String]) -> Stage {
         pause_after: 0,
         app_boot_hooks: false,
         after_hook: None,
+        pull: None,
         hosts: app_hosts
             .iter()
             .map(|host| {
@@ -715,6 +795,7 @@ fn boot_stages(input: &DeployInput<'_>, scope: &Scope, app_hosts: &[String]) -> 
                 .collect(),
             app_boot_hooks: true,
             after_hook: None,
+            pull: None,
             pause_after: if last {
                 0
             } else {
@@ -1049,6 +1130,21 @@ fn render_stage(out: &mut String, stage: &Stage) {
     }
     if let Some(hook) = &stage.after_hook {
         let _ = writeln!(out, "  (then the {hook} hook runs locally)");
+    }
+    if let Some(pull) = &stage.pull {
+        if let Some(port) = pull.forward_port {
+            let _ = writeln!(
+                out,
+                "  (while it runs, each host's 127.0.0.1:{port} is forwarded over SSH to localhost:{port} here)"
+            );
+        }
+        if let Some(probe) = &pull.mirror_probe {
+            let _ = writeln!(
+                out,
+                "  (first on each host: {}; one host per registry mirror pulls before the others)",
+                for_log(probe)
+            );
+        }
     }
     for host in &stage.hosts {
         if host.steps.is_empty() && host.roles.is_empty() {

@@ -101,7 +101,7 @@ fn plan_with_pages(
         version,
         tags: &tags,
         lock: &lock,
-        registry: Some(("ci", &password)),
+        registry: (!config.registry.is_local()).then_some(("ci", &password)),
         secrets: &secrets,
         nonce: "0123456789abcdef0123",
         error_pages,
@@ -581,4 +581,94 @@ fn no_prepare_stage_without_files() {
             .iter()
             .all(|stage| stage.label != "Prepare error pages, assets and certificates")
     );
+}
+#[test]
+fn mirror_seeds_are_the_first_host_of_each_mirror() {
+    let probes = vec![
+        ("h1".to_owned(), None),
+        ("h2".to_owned(), Some("https://mirror-a.example".to_owned())),
+        (
+            "h3".to_owned(),
+            Some("https://mirror-b.example\n".to_owned()),
+        ),
+        ("h4".to_owned(), Some("https://mirror-a.example".to_owned())),
+        ("h5".to_owned(), Some("  ".to_owned())),
+    ];
+    assert_eq!(mirror_seed_hosts(&probes), ["h2", "h3"]);
+    assert!(mirror_seed_hosts(&[("h1".to_owned(), None)]).is_empty());
+}
+
+#[test]
+fn mirror_probe_results_read_as_kamal_does() {
+    assert_eq!(
+        Mirror::from_probe(true, "https://mirror.example\n", ""),
+        Mirror::First("https://mirror.example".to_owned())
+    );
+    assert_eq!(Mirror::from_probe(true, "\n", ""), Mirror::None);
+    assert_eq!(Mirror::from_probe(true, "<no value>\n", ""), Mirror::None);
+    assert_eq!(
+        Mirror::from_probe(
+            false,
+            "",
+            "template: :1:2: executing \"\" at <index .RegistryConfig.Mirrors 0>: error calling index: reflect: slice index out of range\n"
+        ),
+        Mirror::None
+    );
+    assert_eq!(
+        Mirror::from_probe(false, "", "Cannot connect to the Docker daemon\n"),
+        Mirror::Failed
+    );
+}
+
+#[test]
+fn pull_stage_probes_mirrors_on_many_hosts_and_forwards_a_local_registry() {
+    let plan = plan_for(WORKERS);
+    let pull = plan.before_lock[0].pull.as_ref().expect("pull setup");
+    assert_eq!(pull.forward_port, None);
+    assert_eq!(
+        pull.mirror_probe.as_ref().map(crate::cmd::for_exec),
+        Some("docker info --format '{{index .RegistryConfig.Mirrors 0}}'".to_owned())
+    );
+
+    let one_host = WORKERS.replace("[10.0.0.1, 10.0.0.2]", "[10.0.0.1]");
+    let plan = plan_for(&one_host);
+    let pull = plan.before_lock[0].pull.as_ref().expect("pull setup");
+    assert_eq!(pull.mirror_probe, None, "Kamal probes only with many hosts");
+
+    let local = WORKERS.replace(
+        "registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}",
+        "registry: {server: localhost:5555}",
+    );
+    let plan = plan_with(&local, "v1", deploy);
+    let stage = &plan.before_lock[0];
+    assert_eq!(stage.pull.as_ref().and_then(|p| p.forward_port), Some(5555));
+    let rendered = render(&plan);
+    assert!(
+        rendered.contains(
+            "  (while it runs, each host's 127.0.0.1:5555 is forwarded over SSH to localhost:5555 here)"
+        ),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("docker pull localhost:5555/ci/jobs:v1"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("docker login"), "{rendered}");
+    // setup and redeploy pull the same way.
+    for plan in [
+        plan_with(&local, "v1", |input| setup(input, Vec::new())),
+        plan_with(&local, "v1", redeploy),
+    ] {
+        let pulls: Vec<&Stage> = plan
+            .before_lock
+            .iter()
+            .chain(&plan.checks)
+            .filter(|stage| stage.phase == Phase::Pull)
+            .collect();
+        assert_eq!(pulls.len(), 1, "{}", plan.title);
+        assert_eq!(
+            pulls[0].pull.as_ref().and_then(|p| p.forward_port),
+            Some(5555)
+        );
+    }
 }

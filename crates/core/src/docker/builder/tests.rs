@@ -652,3 +652,39 @@ fn shell_escape_like_ruby_shellwords() {
     assert_eq!(shell_escape("it's $x"), "it\\'s\\ \\$x");
     assert_eq!(shell_escape("a\nb"), "a'\n'b");
 }
+
+/// Kamal 2.11's `build dev`: `push(output = "docker", tag_as_dirty: true)` — both tags with
+/// `-dirty`, the exporter from `--output` (default `docker`).
+#[test]
+fn dev_build_tags_as_dirty() {
+    let config = cfg("{arch: amd64}");
+    let dev = builder(&config).tagged_dirty();
+    assert_eq!(
+        for_exec(&dev.push("docker", false)),
+        "docker buildx build --output=type=docker --platform linux/amd64 --builder kamal-local-docker-container -t dhh/app:123-dirty -t dhh/app:latest-dirty --label service=\"app\" --file Dockerfile . 2>&1"
+    );
+    assert_eq!(
+        for_exec(&dev.push("registry", true)),
+        "docker buildx build --output=type=registry --platform linux/amd64 --builder kamal-local-docker-container -t dhh/app:123-dirty -t dhh/app:latest-dirty --label service=\"app\" --file Dockerfile --no-cache . 2>&1"
+    );
+    // The version and pull image stay undirty; only the build's tags change.
+    assert_eq!(dev.image(), "dhh/app:123");
+    assert_eq!(dev.tags(), ["dhh/app:123-dirty", "dhh/app:latest-dirty"]);
+
+    let destination = config_with(
+        "{arch: amd64, driver: docker}",
+        "registry: {server: localhost:5555}\n",
+    );
+    assert_eq!(
+        for_exec(&builder(&destination).tagged_dirty().push("docker", false)),
+        "docker buildx build --output=type=docker --platform linux/amd64 -t localhost:5555/dhh/app:123-dirty -t localhost:5555/dhh/app:latest-dirty --label service=\"app\" --file Dockerfile . 2>&1"
+    );
+
+    // Without buildx: the plain build, no push for the local image store.
+    let plain = dev.plain("docker", false).expect("plain");
+    assert_eq!(
+        for_exec(&plain.build),
+        "docker build --platform linux/amd64 -t dhh/app:123-dirty -t dhh/app:latest-dirty --label service=\"app\" --file Dockerfile . 2>&1"
+    );
+    assert!(plain.push.is_empty());
+}
