@@ -500,10 +500,10 @@ fn registry_audit_and_details() {
 fn local_registry_setup_remove_and_the_forwarded_pull() {
     let dir = app();
     let config = dir.path().join("config/deploy.yml");
-    let text = fs::read_to_string(&config).expect("read");
+    let yaml = fs::read_to_string(&config).expect("read");
     fs::write(
         &config,
-        text.replace(
+        yaml.replace(
             "registry:\n  server: ghcr.io\n  username: acme\n  password: [REGISTRY_PASSWORD]\n",
             "registry:\n  server: localhost:5555\n",
         ),
