@@ -86,10 +86,7 @@ fn on_host(index: usize, cmd: &str) -> String {
 
 /// Runs a shell command here.
 fn local(cmd: &str) -> String {
-    ok(&Command::new("sh")
-        .args(["-c", cmd])
-        .output()
-        .expect("sh"))
+    ok(&Command::new("sh").args(["-c", cmd]).output().expect("sh"))
 }
 
 /// `registry:3` for this machine's docker, built from the `docker-registry` binary that
@@ -338,7 +335,9 @@ fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
     std::fs::write(dir.join("notes.txt"), "ignored by .dockerignore\n").expect("notes.txt");
     let out = app.run("v1", &["build", "dev"]);
     assert!(
-        out.contains("Files with uncommitted changes will be present in the dev container:\n  start.sh"),
+        out.contains(
+            "Files with uncommitted changes will be present in the dev container:\n  start.sh"
+        ),
         "{out}"
     );
     assert!(
@@ -373,7 +372,9 @@ fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
         "Pulling image on 127.0.0.1:{} to seed the mirror...",
         json["hosts"][MIRROR_HOST - 1]["ssh_port"]
     );
-    let seeded = out.find(&seed).unwrap_or_else(|| panic!("{seed:?} in\n{out}"));
+    let seeded = out
+        .find(&seed)
+        .unwrap_or_else(|| panic!("{seed:?} in\n{out}"));
     let rest = out
         .find("Pulling image on remaining hosts...")
         .unwrap_or_else(|| panic!("no remaining-hosts line in\n{out}"));
@@ -399,7 +400,10 @@ fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
         assert_eq!(registry_from_host(index).trim(), "000", "host {index}");
     }
     // deploy built from the git clone: the uncommitted change stayed out of the image.
-    let deployed = on_host(HOSTS[0], &format!("docker exec {SERVICE}-workers-v1 cat /start.sh"));
+    let deployed = on_host(
+        HOSTS[0],
+        &format!("docker exec {SERVICE}-workers-v1 cat /start.sh"),
+    );
     assert!(!deployed.contains("# changed"), "{deployed}");
 
     // registry remove: no registry container left.
