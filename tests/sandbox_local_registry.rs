@@ -296,35 +296,11 @@ fn registry_from_host(index: usize) -> String {
     )
 }
 
-#[test]
-fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
-    let Some(json) = sandbox() else { return };
-    build_registry_image();
-    clean_local();
-    clean_hosts();
-    let app = App::new(&json);
+/// `build dev`: the working tree as it is, `-dirty` tags in the local image store, warnings
+/// for the changed files the context takes in (not those `.dockerignore` leaves out). Leaves a
+/// git repository with one commit (and the changes) in the app directory.
+fn check_build_dev(app: &App) {
     let dir = app.app_dir();
-
-    // registry setup: Kamal's container, published on loopback only.
-    let out = app.run("v1", &["registry", "setup"]);
-    assert!(
-        out.contains(&format!(
-            "Local registry {REGISTRY_CONTAINER} is running on 127.0.0.1:{PORT}"
-        )),
-        "{out}"
-    );
-    let ports = local(&format!(
-        "docker ps --filter name=^{REGISTRY_CONTAINER}$ --format '{{{{.Image}}}} {{{{.Ports}}}}'"
-    ));
-    assert_eq!(
-        ports.trim(),
-        format!("registry:3 127.0.0.1:{PORT}->5000/tcp")
-    );
-    // A second setup starts the existing container (`docker start ... || docker run ...`).
-    app.run("v1", &["registry", "setup"]);
-
-    // build dev: the working tree as it is, `-dirty` tags in the local image store, warnings
-    // for the changed files the context takes in.
     git(&dir, &["init", "-q"]);
     std::fs::write(dir.join(".gitignore"), ".kamal/secrets\n").expect(".gitignore");
     git(&dir, &["add", "."]);
@@ -352,6 +328,35 @@ fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
     local(&format!(
         "docker image inspect localhost:{PORT}/{SERVICE}:latest-dirty >/dev/null"
     ));
+}
+
+#[test]
+fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
+    let Some(json) = sandbox() else { return };
+    build_registry_image();
+    clean_local();
+    clean_hosts();
+    let app = App::new(&json);
+
+    // registry setup: Kamal's container, published on loopback only.
+    let out = app.run("v1", &["registry", "setup"]);
+    assert!(
+        out.contains(&format!(
+            "Local registry {REGISTRY_CONTAINER} is running on 127.0.0.1:{PORT}"
+        )),
+        "{out}"
+    );
+    let ports = local(&format!(
+        "docker ps --filter name=^{REGISTRY_CONTAINER}$ --format '{{{{.Image}}}} {{{{.Ports}}}}'"
+    ));
+    assert_eq!(
+        ports.trim(),
+        format!("registry:3 127.0.0.1:{PORT}->5000/tcp")
+    );
+    // A second setup starts the existing container (`docker start ... || docker run ...`).
+    app.run("v1", &["registry", "setup"]);
+
+    check_build_dev(&app);
 
     // deploy: build from the git clone, push to localhost:PORT here, pull on both hosts
     // through the forwarded port; the mirror host pulls first.
