@@ -798,4 +798,54 @@ mod tests {
         assert_eq!(timings[0].elapsed, Duration::from_millis(15));
         assert_eq!(timings[1].phase, "push");
     }
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@dhow.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn dev_warnings_name_changed_files_in_the_context_less_dockerignore() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let dir = repo.path();
+        std::fs::create_dir_all(dir.join("web/assets")).expect("mkdir");
+        std::fs::write(dir.join("web/.dockerignore"), "*.log\nassets/tmp\n").expect("write");
+        std::fs::write(dir.join("web/app.rb"), "one\n").expect("write");
+        std::fs::write(dir.join("README"), "one\n").expect("write");
+        git(dir, &["init", "-q"]);
+        git(dir, &["add", "."]);
+        git(dir, &["commit", "-qm", "first"]);
+        std::fs::write(dir.join("web/app.rb"), "two\n").expect("write");
+        std::fs::write(dir.join("README"), "two\n").expect("write");
+        std::fs::write(dir.join("web/debug.log"), "x\n").expect("write");
+        std::fs::write(dir.join("web/new.rb"), "x\n").expect("write");
+        std::fs::create_dir_all(dir.join("web/assets/tmp")).expect("mkdir");
+        std::fs::write(dir.join("web/assets/tmp/cache"), "x\n").expect("write");
+        std::fs::write(dir.join("web/assets/app.css"), "x\n").expect("write");
+
+        let [(modified, first), (untracked, second)] = dev_context_changes(dir, "web");
+        assert_eq!(first, "Files with uncommitted changes");
+        assert_eq!(second, "Untracked files");
+        assert_eq!(modified, ["app.rb"], "README is outside the context");
+        assert_eq!(untracked, ["assets/app.css", "new.rb"]);
+
+        // The whole tree as the context: paths relative to it, .dockerignore of the root (none).
+        let [(modified, _), (untracked, _)] = dev_context_changes(dir, ".");
+        assert_eq!(modified, ["README", "web/app.rb"]);
+        assert_eq!(
+            untracked,
+            [
+                "web/assets/app.css",
+                "web/assets/tmp/cache",
+                "web/debug.log",
+                "web/new.rb"
+            ]
+        );
+    }
 }
