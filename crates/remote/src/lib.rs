@@ -47,4 +47,4 @@ pub use pool::{Pool, PoolLimits};
 pub use session::{JumpHost, Proxy, SshOptions, SshSession, Target};
 pub use settings::{LocalSsh, SshSettingsError, resolve_key_data, ssh_settings};
 pub use tokio_util::sync::CancellationToken;
-pub use transport::{ExitStatus, Output, OutputStream, RemoteCommand, Transport};
+pub use transport::{ExitStatus, InputStream, Output, OutputStream, RemoteCommand, Transport};

@@ -24,7 +24,9 @@ use tokio::process::Child;
 use crate::error::{ConnectError, RemoteError};
 use crate::host_key::{HostKeyAcceptance, HostKeyError, HostKeyVerifier, LearnedHostKey};
 use crate::known_hosts::HostKey;
-use crate::transport::{ExitStatus, OutputSink, OutputStream, RemoteCommand, Transport};
+use crate::transport::{
+    ExitStatus, InputStream, OutputSink, OutputStream, RemoteCommand, Transport,
+};
 
 /// Kamal's fixed keepalive interval.
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -514,6 +516,7 @@ impl SshSession {
     async fn exec_inner(
         &self,
         command: &RemoteCommand,
+        input: Option<&mut InputStream<'_>>,
         on_output: &mut OutputSink<'_>,
     ) -> Result<ExitStatus, RemoteError> {
         let channel = self
@@ -529,7 +532,9 @@ impl SshSession {
         // Stdin is written while output is read: a command that echoes its input would
         // otherwise fill the channel window in both directions and stall.
         let send_stdin = async {
-            if let Some(stdin) = command.stdin() {
+            if let Some(input) = input {
+                writer.data(input).await?;
+            } else if let Some(stdin) = command.stdin() {
                 writer.data(stdin).await?;
             }
             writer.eof().await
@@ -607,7 +612,16 @@ impl Transport for SshSession {
         command: &'a RemoteCommand,
         on_output: &'a mut OutputSink<'_>,
     ) -> impl Future<Output = Result<ExitStatus, RemoteError>> + Send + 'a {
-        self.exec_inner(command, on_output)
+        self.exec_inner(command, None, on_output)
+    }
+
+    fn exec_with_input<'a>(
+        &'a self,
+        command: &'a RemoteCommand,
+        input: &'a mut InputStream<'_>,
+        on_output: &'a mut OutputSink<'_>,
+    ) -> impl Future<Output = Result<ExitStatus, RemoteError>> + Send + 'a {
+        self.exec_inner(command, Some(input), on_output)
     }
 
     async fn upload(&self, contents: &[u8], path: &str, mode: u32) -> Result<(), RemoteError> {

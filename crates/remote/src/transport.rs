@@ -1,5 +1,5 @@
-//! The `Transport` trait: run a rendered command on one host with its output streamed, and
-//! upload bytes to a path with a mode. `RemoteCommand` carries the shell text and its redacted
+//! The `Transport` trait: run a rendered command on one host with its output streamed (and,
+//! when asked, its stdin streamed from a reader), and upload bytes to a path with a mode. `RemoteCommand` carries the shell text and its redacted
 //! rendering; only the redacted one ever reaches errors and logs.
 
 use std::fmt;
@@ -212,6 +212,9 @@ pub fn tail(bytes: &[u8], limit: usize) -> String {
 /// A callback that receives output chunks as they arrive, in order.
 pub type OutputSink<'a> = dyn FnMut(OutputStream, &[u8]) + Send + 'a;
 
+/// A stream of bytes for a command's stdin (e.g. a local `docker save`).
+pub type InputStream<'a> = dyn tokio::io::AsyncRead + Send + Unpin + 'a;
+
 /// One host's command runner. Implemented by SSH sessions; tests of higher layers implement
 /// it with fakes.
 pub trait Transport: Send + Sync {
@@ -225,6 +228,30 @@ pub trait Transport: Send + Sync {
         command: &'a RemoteCommand,
         on_output: &'a mut OutputSink<'_>,
     ) -> impl Future<Output = Result<ExitStatus, RemoteError>> + Send + 'a;
+
+    /// Runs `command` with `input` streamed to its stdin (then end-of-file) as it is read,
+    /// never held whole in memory by an SSH session; otherwise like [`Transport::exec`] (the
+    /// command's own stdin bytes, if any, are not sent). This default reads `input` to its end
+    /// first, which suits fakes.
+    fn exec_with_input<'a>(
+        &'a self,
+        command: &'a RemoteCommand,
+        input: &'a mut InputStream<'_>,
+        on_output: &'a mut OutputSink<'_>,
+    ) -> impl Future<Output = Result<ExitStatus, RemoteError>> + Send + 'a {
+        async move {
+            let mut bytes = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(input, &mut bytes)
+                .await
+                .map_err(|error| RemoteError::Channel {
+                    host: self.host().to_owned(),
+                    command: command.display().to_owned(),
+                    reason: format!("reading the input: {error}"),
+                })?;
+            let command = command.clone().with_stdin(Secret::new(bytes));
+            self.exec(&command, on_output).await
+        }
+    }
 
     /// Writes `contents` to `path` on the host with permission bits `mode` (e.g. `0o600`).
     /// The file never exists with looser permissions, not even while it is being written, and

@@ -683,6 +683,42 @@ async fn large_output_streams_in_order_in_many_chunks() {
 }
 
 #[tokio::test]
+async fn streamed_input_reaches_the_command_as_it_is_read() {
+    let fx = Fixture::new();
+    let server = fx.server("web1").await;
+    let pool = new_pool(fx.options(), HostKeyPolicy::KnownHosts(known(&[&server])));
+    let session = pool.session(&host(&server)).await.unwrap();
+    let payload: Vec<u8> = (0..5_000_000u32).map(|i| (i % 241) as u8).collect();
+    // A pipe written in pieces by another task, as `docker save`'s output would be.
+    let (mut writer, mut reader) = tokio::io::duplex(64 * 1024);
+    let sent = payload.clone();
+    let producer = tokio::spawn(async move {
+        for piece in sent.chunks(100_000) {
+            tokio::io::AsyncWriteExt::write_all(&mut writer, piece)
+                .await
+                .unwrap();
+        }
+    });
+    let mut stdout = Vec::new();
+    let status = session
+        .exec_with_input(
+            &RemoteCommand::plain("wc -c"),
+            &mut reader,
+            &mut |stream, chunk| {
+                if stream == OutputStream::Stdout {
+                    stdout.extend_from_slice(chunk);
+                }
+            },
+        )
+        .await
+        .unwrap();
+    producer.await.unwrap();
+    assert!(status.success());
+    assert_eq!(String::from_utf8(stdout).unwrap().trim(), "5000000");
+    assert_eq!(server.commands()[0].stdin, payload);
+}
+
+#[tokio::test]
 async fn large_stdin_reaches_the_command() {
     let fx = Fixture::new();
     let server = fx.server("web1").await;
