@@ -3,8 +3,9 @@
 //! on failure too; Kamal's primary-role barrier (a failed primary-role boot keeps the other
 //! roles from booting); a failed boot stops the new container and reports its last log lines
 //! and health state; `--lock-wait` polls a held lock; a signal stops the run before its next
-//! step, writes an audit line on every host and releases the lock. Everything observable goes
-//! out as events.
+//! step, writes an audit line on every host and releases the lock; a proxy image a host lacks
+//! and cannot pull is streamed to it from the local docker. Everything observable goes out as
+//! events.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,10 +15,10 @@ use dhow_core::cmd::{Command, for_log};
 use dhow_core::docker::proxy;
 use dhow_core::event::{Event, Outcome, Stream, Timing};
 use dhow_core::plan::{
-    Action, Bootstrap, CONTAINER_ID, HostSteps, Mirror, OLD_VERSION, Plan, RoleBoot, STALE_VERSION,
-    Stage, Step, mirror_seed_hosts, substitute,
+    Action, Bootstrap, CONTAINER_ID, HostSteps, Mirror, OLD_VERSION, PROXY_IMAGE, Plan, ProxyImage,
+    RoleBoot, STALE_VERSION, Stage, Step, mirror_seed_hosts, substitute,
 };
-use dhow_remote::{CancellationToken, Output, RemoteCommand, Transport};
+use dhow_remote::{CancellationToken, InputStream, Output, RemoteCommand, Transport};
 use tokio::sync::watch;
 
 /// One host's failure.
@@ -114,6 +115,21 @@ pub type Emit<'a> = &'a (dyn Fn(Event) + Send + Sync);
 /// ready (`Some(true)`) or the first one failed (`Some(false)`).
 type Barrier = watch::Sender<Option<bool>>;
 
+/// A local image archive being produced (`docker save`): its bytes, and how it ended.
+pub struct LocalArchive {
+    pub output: Box<InputStream<'static>>,
+    /// Resolves once the producer has exited: `Err` with its message when it failed.
+    pub finished: HookFuture<'static, Result<(), String>>,
+}
+
+/// The local docker, where a host that cannot pull an image gets it from.
+pub trait LocalImages: Send + Sync {
+    /// Whether the local docker has `image`.
+    fn has<'a>(&'a self, image: &'a str) -> HookFuture<'a, Result<bool, String>>;
+    /// Starts `save` (`docker save <image>`) locally.
+    fn save(&self, save: &Command) -> Result<LocalArchive, String>;
+}
+
 /// Runs plans over a set of connected hosts.
 pub struct Executor<'a, T: Transport> {
     pub sessions: &'a BTreeMap<String, Arc<T>>,
@@ -132,6 +148,8 @@ pub struct Executor<'a, T: Transport> {
     /// the CI hooks decide instead.
     pub lock_wait: Option<Duration>,
     pub lock_poll: Duration,
+    /// Where a proxy image a host lacks and cannot pull comes from (`None`: nowhere).
+    pub local_images: Option<&'a dyn LocalImages>,
 }
 
 impl<T: Transport> Executor<'_, T> {
@@ -955,7 +973,109 @@ impl<T: Transport> Executor<'_, T> {
                     .await
             }
             Action::EnsureDocker(bootstrap) => self.ensure_docker(session, host, bootstrap).await,
+            Action::EnsureProxyImage(image) => self.ensure_proxy_image(session, host, image).await,
         }
+    }
+
+    /// [`Action::EnsureProxyImage`]: nothing when a proxy container exists (boot) or the host
+    /// has the image; else `docker pull`; else the local docker's copy streamed to `docker load`
+    /// on the host; else an error naming the host, the image and the way out.
+    async fn ensure_proxy_image(
+        &self,
+        session: &T,
+        host: &str,
+        proxy_image: &ProxyImage,
+    ) -> Result<(), String> {
+        if let Some(existing) = &proxy_image.existing
+            && !self.capture_text(session, host, existing).await?.is_empty()
+        {
+            return Ok(());
+        }
+        let image = match &proxy_image.resolve {
+            Some(resolve) => {
+                let output = self.command(session, host, resolve, true).await?;
+                output.stdout_text().trim().to_owned()
+            }
+            None => proxy_image.image.clone(),
+        };
+        let on_host = |command: &Command| substitute(command, PROXY_IMAGE, &image);
+        if self
+            .succeeds(session, host, &on_host(&proxy_image.present))
+            .await?
+        {
+            return Ok(());
+        }
+        let pull = on_host(&proxy_image.pull);
+        let pulled = self.command(session, host, &pull, false).await?;
+        if pulled.status.success() {
+            return Ok(());
+        }
+        let pull_error = pulled.stderr_text().trim().to_owned();
+        let way_out = "build it here with scripts/build-proxy-image (it tags dhow's default image), or point proxy.run (registry, repository, version) at an image the hosts can pull";
+        let missing = |why: &str| {
+            format!(
+                "the proxy image {image} is not on {host}, {host} could not pull it ({}), and {why}; {way_out}",
+                if pull_error.is_empty() {
+                    "no message"
+                } else {
+                    pull_error.as_str()
+                }
+            )
+        };
+        let Some(local) = self.local_images else {
+            return Err(missing("there is no local docker to send it from"));
+        };
+        if !local.has(&image).await.map_err(|error| missing(&error))? {
+            return Err(missing("the local docker has no copy of it either"));
+        }
+        let save = on_host(&proxy_image.save);
+        let load = on_host(&proxy_image.load);
+        (self.emit)(Event::CommandStarted {
+            host: Some(host.to_owned()),
+            command: format!("{} (here) | {}", for_log(&save), for_log(&load)),
+        });
+        let archive = local.save(&save)?;
+        let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut input = Counting {
+            inner: archive.output,
+            count: Arc::clone(&counted),
+        };
+        let mut stderr = Vec::new();
+        let remote = RemoteCommand::from(&load);
+        let mut on_output = |stream, chunk: &[u8]| {
+            if stream == dhow_remote::OutputStream::Stderr {
+                stderr.extend_from_slice(chunk);
+            }
+        };
+        let loaded = tokio::select! {
+            result = session.exec_with_input(&remote, &mut input, &mut on_output) => {
+                result.map_err(|error| error.to_string())
+            }
+            () = self.cancel.cancelled() => Err("cancelled".to_owned()),
+        };
+        drop(input);
+        let saved = archive.finished.await;
+        let status = loaded?;
+        if !status.success() {
+            return Err(format!(
+                "sending {image} to {host}: {} failed ({status}): {}{}",
+                for_log(&load),
+                dhow_remote::transport::tail(&stderr, 1024).trim(),
+                saved
+                    .err()
+                    .map(|error| format!("; {}: {error}", for_log(&save)))
+                    .unwrap_or_default()
+            ));
+        }
+        saved.map_err(|error| format!("sending {image} to {host}: {}: {error}", for_log(&save)))?;
+        self.command(session, host, &on_host(&proxy_image.present), true)
+            .await?;
+        (self.emit)(Event::ImageSent {
+            host: host.to_owned(),
+            image,
+            bytes: counted.load(std::sync::atomic::Ordering::Relaxed),
+        });
+        Ok(())
     }
 
     /// Writes `contents` to `path` on the host with permission bits `mode`.
@@ -1186,6 +1306,29 @@ impl<T: Transport> Executor<'_, T> {
             elapsed: started.elapsed(),
             outcome,
         });
+    }
+}
+
+/// Counts the bytes read through it (the size of a streamed image archive).
+struct Counting {
+    inner: Box<InputStream<'static>>,
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for Counting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+        buffer: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buffer.filled().len();
+        let polled = std::pin::Pin::new(&mut *self.inner).poll_read(context, buffer);
+        if let std::task::Poll::Ready(Ok(())) = &polled {
+            let read = buffer.filled().len() - before;
+            self.count
+                .fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        polled
     }
 }
 

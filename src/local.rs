@@ -1,6 +1,7 @@
 //! The binary's one local process runner: runs what `dhow_core::secrets` asks for with
-//! `std::process` (vault CLIs, `$(...)` commands from secrets files), and reads the process
-//! environment into the map the core expects.
+//! `std::process` (vault CLIs, `$(...)` commands from secrets files), reads the process
+//! environment into the map the core expects, and runs the local docker as the source of
+//! images a host cannot pull (`docker save`, streamed).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -122,5 +123,74 @@ mod tests {
     fn reads_the_process_environment() {
         let env = process_env();
         assert!(env.contains_key("PATH"));
+    }
+}
+
+/// The local docker CLI, where a host that cannot pull the proxy image gets it from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalDocker;
+
+fn shell(command: &dhow_core::cmd::Command) -> tokio::process::Command {
+    let mut process = tokio::process::Command::new("sh");
+    process
+        .arg("-c")
+        .arg(dhow_core::cmd::for_exec(command))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    process
+}
+
+fn docker_error(error: &std::io::Error) -> String {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        "there is no docker CLI here".to_owned()
+    } else {
+        format!("the local docker could not run: {error}")
+    }
+}
+
+impl crate::deploy::LocalImages for LocalDocker {
+    fn has<'a>(&'a self, image: &'a str) -> crate::deploy::HookFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let status = shell(&dhow_core::docker::proxy::image_present(image))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .map_err(|error| docker_error(&error))?;
+            // `sh` answers 127 when it finds no docker.
+            if status.code() == Some(127) {
+                return Err("there is no docker CLI here".to_owned());
+            }
+            Ok(status.success())
+        })
+    }
+
+    fn save(&self, save: &dhow_core::cmd::Command) -> Result<crate::deploy::LocalArchive, String> {
+        let mut child = shell(save)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| docker_error(&error))?;
+        let output = child
+            .stdout
+            .take()
+            .ok_or_else(|| "docker save: no output pipe".to_owned())?;
+        let mut stderr = child.stderr.take();
+        let finished = Box::pin(async move {
+            let mut message = String::new();
+            if let Some(stderr) = stderr.as_mut() {
+                let _ = tokio::io::AsyncReadExt::read_to_string(stderr, &mut message).await;
+            }
+            let status = child.wait().await.map_err(|error| error.to_string())?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("{status}: {}", message.trim()))
+            }
+        });
+        Ok(crate::deploy::LocalArchive {
+            output: Box::new(output),
+            finished,
+        })
     }
 }

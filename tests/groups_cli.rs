@@ -366,6 +366,44 @@ fn prune_keeps_retain_containers() {
 }
 
 #[test]
+fn proxy_reboot_plan() {
+    let dir = app();
+    let rolling = dry(
+        dir.path(),
+        &["proxy", "reboot", "--rolling", "-y", "--dry-run"],
+    );
+    let reboot = block(&rolling, "Reboot kamal-proxy on 10.0.0.2", "10.0.0.2");
+    assert!(reboot[0].ends_with("] Rebooted proxy\" >> .kamal/shop-audit.log"));
+    // The image is on the host before the old proxy stops (whether or not a container exists).
+    assert!(
+        reboot[2].starts_with("echo $(cat .kamal/proxy/image "),
+        "{reboot:?}"
+    );
+    assert_eq!(
+        reboot[3..6],
+        [
+            "docker image inspect --format '{{.Id}}' <proxy-image>",
+            "if missing: docker pull <proxy-image>",
+            "if the pull fails: docker save <proxy-image> (here) | docker load",
+        ]
+    );
+    assert_eq!(
+        reboot[6],
+        "docker container stop kamal-proxy  (failure ignored)"
+    );
+    assert_eq!(
+        reboot[7],
+        "docker container prune --force --filter label=org.opencontainers.image.title=kamal-proxy"
+    );
+    assert!(
+        reboot[9].starts_with("echo $(cat .kamal/proxy/options "),
+        "{reboot:?}"
+    );
+    assert!(reboot[9].ends_with(" | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config"), "{reboot:?}");
+    assert!(rolling.contains("== Reboot kamal-proxy on 10.0.0.1\n"));
+}
+
+#[test]
 fn proxy_group_plans() {
     let dir = app();
     let boot = dry(dir.path(), &["proxy", "boot", "--dry-run"]);
@@ -376,8 +414,15 @@ fn proxy_group_plans() {
             "docker login ghcr.io -u [REDACTED] --password-stdin",
             "docker inspect kamal-proxy --format '{{.Config.Image}}' | awk -F: '{print $NF}'",
             "mkdir -p .kamal/proxy/apps-config",
-            // No proxy.run in the config: Kamal's legacy boot files, with Kamal's defaults.
-            "docker container start kamal-proxy || echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || echo \"basecamp/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\") | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config",
+            // No proxy.run in the config: Kamal's legacy boot files; without an image file,
+            // dhow's own image (basecamp's when only an image_version file pins one of its
+            // versions). The image reaches the host first: present, pulled, or sent from here.
+            "docker container ls --all --quiet --filter 'name=^kamal-proxy$'  (a proxy container already there: nothing to do)",
+            "echo $(cat .kamal/proxy/image 2> /dev/null || { test -f .kamal/proxy/image_version && echo \"basecamp/kamal-proxy\"; } || echo \"ghcr.io/dhow-deploy/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\")  (prints <proxy-image>)",
+            "docker image inspect --format '{{.Id}}' <proxy-image>",
+            "if missing: docker pull <proxy-image>",
+            "if the pull fails: docker save <proxy-image> (here) | docker load",
+            "docker container start kamal-proxy || echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || { test -f .kamal/proxy/image_version && echo \"basecamp/kamal-proxy\"; } || echo \"ghcr.io/dhow-deploy/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\") | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config",
         ]
     );
     // The accessory-only host gets the network only.
@@ -385,27 +430,6 @@ fn proxy_group_plans() {
         block(&boot, "Boot kamal-proxy", "10.0.0.3"),
         ["docker network create kamal"]
     );
-
-    let rolling = dry(
-        dir.path(),
-        &["proxy", "reboot", "--rolling", "-y", "--dry-run"],
-    );
-    let reboot = block(&rolling, "Reboot kamal-proxy on 10.0.0.2", "10.0.0.2");
-    assert!(reboot[0].ends_with("] Rebooted proxy\" >> .kamal/shop-audit.log"));
-    assert_eq!(
-        reboot[2],
-        "docker container stop kamal-proxy  (failure ignored)"
-    );
-    assert_eq!(
-        reboot[3],
-        "docker container prune --force --filter label=org.opencontainers.image.title=kamal-proxy"
-    );
-    assert!(
-        reboot[5].starts_with("echo $(cat .kamal/proxy/options "),
-        "{reboot:?}"
-    );
-    assert!(reboot[5].ends_with(" | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config"), "{reboot:?}");
-    assert!(rolling.contains("== Reboot kamal-proxy on 10.0.0.1\n"));
 
     let restart = dry(dir.path(), &["proxy", "restart", "--dry-run"]);
     assert_eq!(

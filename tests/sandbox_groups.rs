@@ -505,7 +505,7 @@ fn proxy_group_on_one_host() {
     assert_eq!(
         boot_config,
         format!(
-            "Host {host}: --publish 80:80 --publish 443:443 --log-opt max-size=10m basecamp/kamal-proxy:v0.9.2\n"
+            "Host {host}: --publish 80:80 --publish 443:443 --log-opt max-size=10m ghcr.io/dhow-deploy/kamal-proxy:v0.9.2\n"
         )
     );
 

@@ -421,6 +421,7 @@ fn execute(run: &Run, plan: &Plan, command: &str) -> Result<(), Error> {
                 before_release: None,
                 lock_wait: None,
                 lock_poll: super::lifecycle::LOCK_POLL,
+                local_images: Some(&crate::local::LocalDocker),
             };
             executor.run(plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {

@@ -415,6 +415,7 @@ fn pull(run: &Run) -> Result<(), Error> {
                 before_release: None,
                 lock_wait: None,
                 lock_poll: super::lifecycle::LOCK_POLL,
+                local_images: Some(&crate::local::LocalDocker),
             }
             .run_stages(std::slice::from_ref(&stage))
             .await

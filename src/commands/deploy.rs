@@ -512,6 +512,7 @@ fn run_deploy(
                 before_release: None,
                 lock_wait,
                 lock_poll: super::lifecycle::LOCK_POLL,
+                local_images: Some(&crate::local::LocalDocker),
             };
             executor.run(&plan).await.map_err(|error| match error {
                 DeployError::LockHeld { details } => {

@@ -365,6 +365,7 @@ pub fn execute(
                 before_release: None,
                 lock_wait: None,
                 lock_poll: super::lifecycle::LOCK_POLL,
+                local_images: Some(&crate::local::LocalDocker),
             };
             executor
                 .run(plan)

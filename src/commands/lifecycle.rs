@@ -169,6 +169,7 @@ pub fn execute(
                     .then_some(&post_deploy_locked as _),
                 lock_wait: execution.lock_wait,
                 lock_poll: LOCK_POLL,
+                local_images: Some(&crate::local::LocalDocker),
             };
             executor
                 .run(plan)

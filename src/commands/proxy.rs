@@ -1,8 +1,9 @@
 //! `dhow proxy ...`: Kamal's proxy group. boot, reboot (`--rolling`, with the
 //! pre/post-proxy-reboot hooks), start, stop, restart and remove run as plans under the deploy
 //! lock with Kamal's audit lines; details, logs and `boot_config get` print per host; `logs -f`
-//! replaces dhow with `ssh -t`. The proxy image is `proxy.run`'s (Kamal's default
-//! `basecamp/kamal-proxy:v0.9.2`), or the legacy boot files on the host.
+//! replaces dhow with `ssh -t`. The proxy image is dhow's own (`ghcr.io/dhow-deploy/kamal-proxy`)
+//! unless `proxy.run` or the legacy boot files on the host name one; boot and reboot make sure
+//! it is on each host first (pulled, or sent from the local docker when the host cannot pull it).
 
 use std::io::{BufRead as _, IsTerminal as _};
 
@@ -10,7 +11,7 @@ use dhow_core::Secret;
 use dhow_core::cmd::{Command, for_exec, for_log};
 use dhow_core::docker::proxy::{self, BootConfigSet};
 use dhow_core::docker::{audit, server};
-use dhow_core::plan::{Action, Phase, Stage};
+use dhow_core::plan::{Action, Phase, ProxyImage, Stage};
 
 use super::groups::{self, HostQueries, Query, StageHooks, step};
 use super::server::{Run, exec_process};
@@ -156,6 +157,13 @@ fn boot_stage(run: &Run) -> Result<Stage, Error> {
                     Action::Run(proxy::ensure_apps_config_directory()),
                 ));
                 steps.push(step(
+                    "proxy image",
+                    Action::EnsureProxyImage(ProxyImage::new(
+                        run.config.proxy_run(host).as_ref(),
+                        true,
+                    )),
+                ));
+                steps.push(step(
                     "proxy start",
                     Action::Run(proxy::start_or_run(run.config.proxy_run(host).as_ref())),
                 ));
@@ -192,6 +200,14 @@ fn reboot_stages(run: &Run, rolling: bool) -> Result<Vec<Stage>, Error> {
                     if let Some(login) = &login {
                         steps.push(step("registry login", Action::Run(login.clone())));
                     }
+                    // The image is on the host before the old proxy stops: no outage for a pull.
+                    steps.push(step(
+                        "proxy image",
+                        Action::EnsureProxyImage(ProxyImage::new(
+                            run.config.proxy_run(&host).as_ref(),
+                            false,
+                        )),
+                    ));
                     steps.extend([
                         step("proxy stop", Action::Try(proxy::stop())),
                         step(

@@ -54,6 +54,8 @@ struct FakeHost {
     cancel_on: Option<(&'static str, CancellationToken)>,
     /// How many more lock acquisitions find the lock held (by someone else).
     lock_busy: Arc<std::sync::atomic::AtomicUsize>,
+    /// Set once `docker load` ran: `docker image inspect` succeeds from then on.
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 #[expect(
@@ -100,6 +102,13 @@ impl Transport for FakeHost {
                     b"mkdir: cannot create directory '.kamal/lock': File exists\n",
                 );
                 return Ok(ExitStatus::Code(1));
+            }
+            if text == "docker load" {
+                self.loaded.store(true, std::sync::atomic::Ordering::SeqCst);
+            } else if text.starts_with("docker image inspect")
+                && self.loaded.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Ok(ExitStatus::Code(0));
             }
             let found = self.rules.iter().find(|rule| {
                 text.contains(rule.pattern) && rule.host.is_none_or(|host| host == self.host)
@@ -272,6 +281,8 @@ struct Outcome {
     log: Log,
     events: Vec<Event>,
     hooks: Vec<String>,
+    /// The `docker save` commands the local docker ran.
+    saved: Vec<String>,
 }
 
 fn execute(plan: &Plan, rules: Vec<Rule>) -> Outcome {
@@ -298,6 +309,33 @@ struct Options {
     lock_wait: Option<std::time::Duration>,
     /// Runs the (recording) pre-deploy hook once the lock is held.
     pre_deploy: bool,
+    /// The local docker's images (`None`: no local docker).
+    local_images: Option<FakeLocalImages>,
+}
+
+/// A local docker holding `images`, each saved as the bytes `archive:<image>`.
+#[derive(Default)]
+struct FakeLocalImages {
+    images: Vec<&'static str>,
+    saved: Mutex<Vec<String>>,
+}
+
+impl super::LocalImages for FakeLocalImages {
+    fn has<'a>(&'a self, image: &'a str) -> super::HookFuture<'a, Result<bool, String>> {
+        Box::pin(async move { Ok(self.images.contains(&image)) })
+    }
+
+    fn save(&self, save: &dhow_core::cmd::Command) -> Result<super::LocalArchive, String> {
+        let text = dhow_core::cmd::for_exec(save);
+        self.saved.lock().expect("saved").push(text.clone());
+        let image = text.trim_start_matches("docker save ").to_owned();
+        Ok(super::LocalArchive {
+            output: Box::new(std::io::Cursor::new(
+                format!("archive:{image}").into_bytes(),
+            )),
+            finished: Box::pin(async { Ok(()) }),
+        })
+    }
 }
 
 fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
@@ -318,6 +356,7 @@ fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
                     log: Arc::clone(&log),
                     cancel_on: cancel_on.map(|pattern| (pattern, cancel.clone())),
                     lock_busy: Arc::clone(&lock_busy),
+                    loaded: std::sync::atomic::AtomicBool::new(false),
                 }),
             )
         })
@@ -351,6 +390,10 @@ fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
             before_release: None,
             lock_wait: options.lock_wait,
             lock_poll: std::time::Duration::from_millis(10),
+            local_images: options
+                .local_images
+                .as_ref()
+                .map(|local| local as &dyn super::LocalImages),
         }
         .run(plan),
     );
@@ -365,6 +408,11 @@ fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
         log,
         events: events.into_inner().expect("events"),
         hooks: hooks.into_inner().expect("hooks"),
+        saved: options
+            .local_images
+            .as_ref()
+            .map(|local| local.saved.lock().expect("saved").clone())
+            .unwrap_or_default(),
     }
 }
 
@@ -1433,4 +1481,261 @@ fn a_refused_forward_fails_the_pull_and_closes_the_other_forwards() {
             .iter()
             .any(|(_, c, _)| c.contains("docker pull"))
     );
+}
+
+const PROXY_RUN: &str = "service: app
+image: ci/app
+registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}
+builder: {arch: amd64}
+servers:
+  web: [h1]
+proxy:
+  app_port: 3000
+  run:
+    bind_ips: [127.0.0.1]
+env:
+  secret: [CANARY_SECRET]
+";
+
+const NO_SUCH_HOST: &str = "Error response from daemon: Get \"https://ghcr.io/v2/\": dial tcp: lookup ghcr.io: no such host";
+
+/// The rules of a host without the proxy image that cannot pull it, and a web boot that works.
+fn unpullable_proxy_image(pattern: &'static str) -> Vec<Rule> {
+    vec![
+        rule(pattern, 1, ""),
+        Rule {
+            host: None,
+            pattern: "docker pull ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+            status: 1,
+            stdout: "",
+            stderr: NO_SUCH_HOST,
+        },
+        rule(
+            "docker container ls --filter 'name=^app-web-v1$' --quiet",
+            0,
+            "c0ffee\n",
+        ),
+        running_status(),
+    ]
+}
+
+#[test]
+fn a_proxy_image_the_host_cannot_pull_is_sent_from_the_local_docker() {
+    let plan = plan_for(PROXY_RUN);
+    let outcome = execute_with(
+        &plan,
+        unpullable_proxy_image(
+            "docker image inspect --format '{{.Id}}' ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+        ),
+        &Options {
+            local_images: Some(FakeLocalImages {
+                images: vec!["ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"],
+                ..FakeLocalImages::default()
+            }),
+            ..Options::default()
+        },
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    let commands = on(&outcome.log, "h1");
+    let order = [
+        "docker container ls --all --quiet --filter 'name=^kamal-proxy$'",
+        "docker image inspect --format '{{.Id}}' ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+        "docker pull ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+        "docker load",
+        "docker container start kamal-proxy || docker run --name kamal-proxy",
+        "kamal-proxy deploy app-web",
+    ];
+    let positions: Vec<usize> = order.iter().map(|p| position(&commands, p)).collect();
+    assert!(positions.is_sorted(), "{positions:?} in {commands:#?}");
+    assert!(
+        commands[positions[4]].contains(
+            "--publish 127.0.0.1:80:80 --publish 127.0.0.1:443:443 --log-opt max-size=10m ghcr.io/dhow-deploy/kamal-proxy:v0.9.2 kamal-proxy run"
+        ),
+        "{}",
+        commands[positions[4]]
+    );
+    let load = outcome
+        .log
+        .commands
+        .iter()
+        .find(|(_, text, _)| text == "docker load")
+        .expect("docker load ran");
+    assert_eq!(
+        load.2.as_deref(),
+        Some("archive:ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"),
+        "the local archive is the load's stdin"
+    );
+    assert_eq!(
+        outcome.saved,
+        ["docker save ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"]
+    );
+    let sent: Vec<&Event> = outcome
+        .events
+        .iter()
+        .filter(|event| matches!(event, Event::ImageSent { .. }))
+        .collect();
+    assert_eq!(
+        sent,
+        [&Event::ImageSent {
+            host: "h1".to_owned(),
+            image: "ghcr.io/dhow-deploy/kamal-proxy:v0.9.2".to_owned(),
+            bytes: 46,
+        }]
+    );
+    assert_eq!(
+        crate::reporter::terminal::render(sent[0]).1,
+        "Sent ghcr.io/dhow-deploy/kamal-proxy:v0.9.2 to h1 from the local docker (0.0 MB): h1 could not pull it"
+    );
+}
+
+#[test]
+fn a_proxy_image_missing_here_too_fails_naming_host_image_and_the_way_out() {
+    let plan = plan_for(PROXY_RUN);
+    let outcome = execute_with(
+        &plan,
+        unpullable_proxy_image(
+            "docker image inspect --format '{{.Id}}' ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+        ),
+        &Options {
+            local_images: Some(FakeLocalImages::default()),
+            ..Options::default()
+        },
+    );
+    let Err(DeployError::Hosts { failures, .. }) = &outcome.result else {
+        panic!("expected a host failure: {:?}", outcome.result);
+    };
+    assert_eq!(failures.len(), 1);
+    assert_eq!(
+        failures[0].message,
+        format!(
+            "the proxy image ghcr.io/dhow-deploy/kamal-proxy:v0.9.2 is not on h1, h1 could not pull it ({NO_SUCH_HOST}), and the local docker has no copy of it either; build it here with scripts/build-proxy-image (it tags dhow's default image), or point proxy.run (registry, repository, version) at an image the hosts can pull"
+        )
+    );
+    let commands = on(&outcome.log, "h1");
+    assert!(!commands.iter().any(|c| c.contains("docker load")));
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("docker container start kamal-proxy"))
+    );
+    assert!(
+        commands
+            .last()
+            .expect("commands")
+            .contains("rm -r .kamal/lock-app"),
+        "the lock is released: {commands:#?}"
+    );
+}
+
+#[test]
+fn a_pullable_or_present_proxy_image_or_an_existing_container_sends_nothing() {
+    let plan = plan_for(PROXY_RUN);
+    let local = || FakeLocalImages {
+        images: vec!["ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"],
+        ..FakeLocalImages::default()
+    };
+    let web = || {
+        vec![
+            rule(
+                "docker container ls --filter 'name=^app-web-v1$' --quiet",
+                0,
+                "c0ffee\n",
+            ),
+            running_status(),
+        ]
+    };
+    // Missing, pulled.
+    let mut rules = vec![rule(
+        "docker image inspect --format '{{.Id}}' ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+        1,
+        "",
+    )];
+    rules.extend(web());
+    let pulled = execute_with(
+        &plan,
+        rules,
+        &Options {
+            local_images: Some(local()),
+            ..Options::default()
+        },
+    );
+    pulled.result.as_ref().expect("deploy succeeds");
+    let commands = on(&pulled.log, "h1");
+    position(
+        &commands,
+        "docker pull ghcr.io/dhow-deploy/kamal-proxy:v0.9.2",
+    );
+    assert!(!commands.iter().any(|c| c == "docker load"));
+    assert!(pulled.saved.is_empty());
+    // A proxy container exists: boot starts it, the image is not looked at.
+    let mut rules = vec![rule(
+        "docker container ls --all --quiet --filter 'name=^kamal-proxy$'",
+        0,
+        "5eed\n",
+    )];
+    rules.extend(web());
+    let existing = execute_with(
+        &plan,
+        rules,
+        &Options {
+            local_images: Some(local()),
+            ..Options::default()
+        },
+    );
+    existing.result.as_ref().expect("deploy succeeds");
+    let commands = on(&existing.log, "h1");
+    assert!(!commands.iter().any(|c| c.contains("docker image inspect")));
+    assert!(!commands.iter().any(|c| c.contains("docker pull ghcr.io")));
+    assert!(existing.saved.is_empty());
+}
+
+#[test]
+fn the_legacy_boot_files_name_the_proxy_image_on_the_host() {
+    let plan = plan_for(WEB_AND_WORKER);
+    let mut rules = vec![rule(
+        "echo $(cat .kamal/proxy/image 2> /dev/null",
+        0,
+        "172.17.0.1:5000/dhow/kamal-proxy:v0.9.3\n",
+    )];
+    rules.extend([
+        rule(
+            "docker image inspect --format '{{.Id}}' 172.17.0.1:5000/dhow/kamal-proxy:v0.9.3",
+            1,
+            "",
+        ),
+        rule("docker pull 172.17.0.1:5000/dhow/kamal-proxy:v0.9.3", 1, ""),
+        rule(
+            "docker container ls --filter 'name=^app-web-v1$' --quiet",
+            0,
+            "c0ffee\n",
+        ),
+        running_status(),
+    ]);
+    let outcome = execute_with(
+        &plan,
+        rules,
+        &Options {
+            local_images: Some(FakeLocalImages {
+                images: vec!["172.17.0.1:5000/dhow/kamal-proxy:v0.9.3"],
+                ..FakeLocalImages::default()
+            }),
+            ..Options::default()
+        },
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    assert_eq!(
+        outcome.saved,
+        [
+            "docker save 172.17.0.1:5000/dhow/kamal-proxy:v0.9.3",
+            "docker save 172.17.0.1:5000/dhow/kamal-proxy:v0.9.3"
+        ],
+        "once per host"
+    );
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        assert!(
+            position(&commands, "docker load")
+                < position(&commands, "docker container start kamal-proxy || echo")
+        );
+    }
 }

@@ -307,10 +307,10 @@ impl Reporter for GitHubReporter {
                 elapsed,
                 outcome,
             } => self.step_finished(step, host.as_deref(), *elapsed, outcome),
-            Event::ImagePushed { image, digest, .. } => self.line(&match digest {
-                Some(digest) => format!("Pushed {image} ({digest})"),
-                None => format!("Pushed {image}"),
-            }),
+            // The terminal's line: `Pushed <image> (<digest>)`, `Sent <image> to <host> ...`.
+            Event::ImagePushed { .. } | Event::ImageSent { .. } => {
+                self.line(&super::terminal::render(event).1);
+            }
             Event::Warning { message } => {
                 self.facts.warnings.push(self.redact(message));
                 let _ = self.log.warning(message, &Annotation::default());

@@ -77,6 +77,7 @@ pub fn render(event: &Event) -> (bool, String) {
                 None => format!("Pushed {image}"),
             },
         ),
+        Event::ImageSent { host, image, bytes } => (false, image_sent(host, image, *bytes)),
         Event::RunFinished {
             succeeded,
             elapsed,
@@ -100,6 +101,15 @@ pub fn render(event: &Event) -> (bool, String) {
             (false, text)
         }
     }
+}
+
+/// `Sent <image> to <host> from the local docker (<size>): <host> could not pull it`.
+pub fn image_sent(host: &str, image: &str, bytes: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "a size shown with one decimal")]
+    let megabytes = bytes as f64 / 1_000_000.0;
+    format!(
+        "Sent {image} to {host} from the local docker ({megabytes:.1} MB): {host} could not pull it"
+    )
 }
 
 impl Reporter for TerminalReporter {

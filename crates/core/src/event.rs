@@ -59,6 +59,13 @@ pub enum Event {
         tags: Vec<String>,
         digest: Option<String>,
     },
+    /// A host that lacked an image and could not pull it got it from the local docker
+    /// (`docker save` here streamed to `docker load` there): `bytes` of image archive.
+    ImageSent {
+        host: String,
+        image: String,
+        bytes: u64,
+    },
     /// A command of dhow ended; `timings` is the breakdown by phase.
     RunFinished {
         succeeded: bool,

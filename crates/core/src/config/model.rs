@@ -305,18 +305,30 @@ impl ProxyRun {
             .unwrap_or_else(|| "10m".into())
     }
 
-    /// The proxy image `[<registry>/]<repository>:<version>`.
+    /// Whether `proxy.run` names an image (`registry`, `repository` or `version`).
+    pub fn names_image(&self) -> bool {
+        ["registry", "repository", "version"]
+            .iter()
+            .any(|key| self.raw.get(key).is_some_and(|node| !node.is_null()))
+    }
+
+    /// The proxy image. Without `registry`, `repository` and `version`, dhow's own image
+    /// ([`crate::docker::proxy::DEFAULT_IMAGE`]); with any of them, Kamal's resolution
+    /// `[<registry>/]<repository>:<version>` with its defaults (`basecamp/kamal-proxy`, `v0.9.2`).
     pub fn image(&self) -> String {
+        if !self.names_image() {
+            return crate::docker::proxy::default_image();
+        }
         let repository = self
             .raw
             .get("repository")
             .and_then(Node::to_ruby_string)
-            .unwrap_or_else(|| "basecamp/kamal-proxy".into());
+            .unwrap_or_else(|| crate::docker::proxy::KAMAL_IMAGE.into());
         let version = self
             .raw
             .get("version")
             .and_then(Node::to_ruby_string)
-            .unwrap_or_else(|| "v0.9.2".into());
+            .unwrap_or_else(|| crate::docker::proxy::MINIMUM_VERSION.into());
         match self
             .raw
             .get("registry")

@@ -1,6 +1,10 @@
 //! The proxy container on each host (Kamal 2.11's `commands/proxy.rb` with
 //! `configuration/proxy/{run,boot}.rb`): `docker run` from `proxy.run` or from the legacy boot
-//! files, start/stop, version, logs, removal and the `.kamal/proxy` directories.
+//! files, start/stop, version, logs, removal and the `.kamal/proxy` directories. Without an
+//! image setting the proxy is dhow's own image ([`DEFAULT_IMAGE`]); any image setting
+//! (`proxy.run.registry`/`repository`/`version`, `.kamal/proxy/image`/`image_version`) resolves
+//! as in Kamal. Also the commands that make sure the image is on the host before a container is
+//! created from it.
 
 use crate::cmd::Command;
 use crate::config::ProxyRun;
@@ -12,6 +16,13 @@ use super::scope::RUN_DIRECTORY;
 pub const CONTAINER: &str = "kamal-proxy";
 /// The oldest kamal-proxy image Kamal accepts.
 pub const MINIMUM_VERSION: &str = "v0.9.2";
+/// dhow's proxy image (`crates/proxy` on scratch, published with each release of dhow).
+pub const DEFAULT_IMAGE: &str = "ghcr.io/dhow-deploy/kamal-proxy";
+/// The tag of [`DEFAULT_IMAGE`]: the kamal-proxy version whose command line it answers (the
+/// tag is what Kamal's minimum-version check reads).
+pub const DEFAULT_VERSION: &str = "v0.9.2";
+/// Kamal's default proxy repository, used whenever an image setting is given.
+pub const KAMAL_IMAGE: &str = "basecamp/kamal-proxy";
 const CONFIG_VOLUME: &str = "kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy";
 const APPS_CONTAINER_DIRECTORY: &str = "/home/kamal-proxy/.apps-config";
 const IMAGE_TITLE_FILTER: &str = "label=org.opencontainers.image.title=kamal-proxy";
@@ -121,27 +132,84 @@ pub fn run(run: Option<&ProxyRun>) -> Command {
     }
 }
 
-/// `echo $(cat .kamal/proxy/options ...) $(cat image):$(cat image_version) $(cat run_command)`.
+/// `<DEFAULT_IMAGE>:<DEFAULT_VERSION>`: the image dhow boots when nothing names another.
+pub fn default_image() -> String {
+    format!("{DEFAULT_IMAGE}:{DEFAULT_VERSION}")
+}
+
+fn read_boot_file(file: &str, default: &str) -> String {
+    format!(
+        "$(cat {}/{file} 2> /dev/null || echo \"{default}\")",
+        host_directory()
+    )
+}
+
+/// The legacy image read on the host: `.kamal/proxy/image`, else Kamal's
+/// `basecamp/kamal-proxy` when an `image_version` file pins a version of it (Kamal's
+/// `boot_config set --image-version` writes only that file), else dhow's image; then
+/// `:` and the `image_version` file or [`DEFAULT_VERSION`].
+fn read_boot_image() -> String {
+    let directory = host_directory();
+    format!(
+        "$(cat {directory}/image 2> /dev/null || {{ test -f {directory}/image_version && echo \"{KAMAL_IMAGE}\"; }} || echo \"{DEFAULT_IMAGE}\"):{}",
+        read_boot_file("image_version", DEFAULT_VERSION)
+    )
+}
+
+/// `echo $(cat .kamal/proxy/options ...) $(cat image ...):$(cat image_version ...) $(cat run_command ...)`.
 pub fn boot_config() -> Command {
-    let read = |file: &str, default: &str| {
-        format!(
-            "$(cat {}/{file} 2> /dev/null || echo \"{default}\")",
-            host_directory()
-        )
-    };
     Command::from_words([
         "echo".to_owned(),
         format!(
-            "{} {}:{} {}",
-            read(
+            "{} {} {}",
+            read_boot_file(
                 "options",
                 "--publish 80:80 --publish 443:443 --log-opt max-size=10m"
             ),
-            read("image", "basecamp/kamal-proxy"),
-            read("image_version", MINIMUM_VERSION),
-            read("run_command", "")
+            read_boot_image(),
+            read_boot_file("run_command", "")
         ),
     ])
+}
+
+/// `echo $(cat .kamal/proxy/image ...):$(cat .kamal/proxy/image_version ...)`: the image the
+/// legacy `docker run` would use on this host.
+pub fn boot_image() -> Command {
+    Command::from_words(["echo".to_owned(), read_boot_image()])
+}
+
+/// `docker container ls --all --quiet --filter 'name=^kamal-proxy$'`: prints an id when a
+/// proxy container exists (boot then starts it as it is).
+pub fn container_exists() -> Command {
+    Command::from_words([
+        "docker",
+        "container",
+        "ls",
+        "--all",
+        "--quiet",
+        "--filter",
+        "'name=^kamal-proxy$'",
+    ])
+}
+
+/// `docker image inspect --format '{{.Id}}' <image>`: succeeds when the host has the image.
+pub fn image_present(image: &str) -> Command {
+    Command::from_words(["docker", "image", "inspect", "--format", "'{{.Id}}'", image])
+}
+
+/// `docker pull <image>`.
+pub fn pull_image(image: &str) -> Command {
+    Command::from_words(["docker", "pull", image])
+}
+
+/// `docker load`: reads an image archive (`docker save`'s output) on standard input.
+pub fn load_image() -> Command {
+    Command::from_words(["docker", "load"])
+}
+
+/// `docker save <image>`: run locally, its output streamed to [`load_image`] on the host.
+pub fn save_image(image: &str) -> Command {
+    Command::from_words(["docker", "save", image])
 }
 
 /// `docker container start kamal-proxy`.
@@ -420,8 +488,10 @@ pub fn boot_config_files(set: &BootConfigSet) -> Result<Vec<(BootFile, Option<St
     let options = options.join(" ");
     let default_options = "--publish 80:80 --publish 443:443 --log-opt max-size=10m";
 
+    let registry = set.registry.clone().filter(|r| !r.is_empty());
+    let names_image = registry.is_some() || set.repository.as_ref().is_some_and(|r| !r.is_empty());
     let image = [
-        set.registry.clone().filter(|r| !r.is_empty()),
+        registry,
         Some(
             set.repository
                 .clone()
@@ -450,10 +520,10 @@ pub fn boot_config_files(set: &BootConfigSet) -> Result<Vec<(BootFile, Option<St
             BootFile::Options,
             (options != default_options).then_some(options),
         ),
-        (
-            BootFile::Image,
-            (image != "basecamp/kamal-proxy").then_some(image),
-        ),
+        // Kamal drops the file when it names `basecamp/kamal-proxy`, its default; dhow's default
+        // is its own image, so a named repository or registry is always written (Kamal reads
+        // the written `basecamp/kamal-proxy` as its default, so both tools run the same image).
+        (BootFile::Image, names_image.then_some(image)),
         (BootFile::ImageVersion, set.image_version.clone()),
         (BootFile::RunCommand, run_command),
     ])
@@ -491,20 +561,80 @@ mod tests {
             "{bind}"
         );
         let metrics = for_exec(&run(Some(&proxy_run("metrics_port: 9090\ndebug: true\n"))));
-        assert!(metrics.contains("--log-opt max-size=10m --expose=9090 basecamp/kamal-proxy:v0.9.2 kamal-proxy run --debug --metrics-port \"9090\""), "{metrics}");
+        assert!(metrics.contains("--log-opt max-size=10m --expose=9090 ghcr.io/dhow-deploy/kamal-proxy:v0.9.2 kamal-proxy run --debug --metrics-port \"9090\""), "{metrics}");
         let unpublished = for_exec(&run(Some(&proxy_run("publish: false\n"))));
         assert!(!unpublished.contains("--publish"), "{unpublished}");
         let options = for_exec(&run(Some(&proxy_run(
             "options: {label: [a, b], memory: 1g}\n",
         ))));
-        assert!(options.contains("--log-opt max-size=10m --label \"a\" --label \"b\" --memory \"1g\" basecamp/kamal-proxy:v0.9.2"), "{options}");
+        assert!(options.contains("--log-opt max-size=10m --label \"a\" --label \"b\" --memory \"1g\" ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"), "{options}");
+    }
+
+    #[test]
+    fn run_image_resolution() {
+        let image = |yaml_text: &str| proxy_run(yaml_text).image();
+        // Nothing names an image: dhow's own.
+        assert_eq!(
+            image("http_port: 8080\n"),
+            "ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"
+        );
+        assert_eq!(
+            for_exec(&run(Some(&proxy_run("bind_ips: [127.0.0.1]\n")))),
+            "docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config --publish 127.0.0.1:80:80 --publish 127.0.0.1:443:443 --log-opt max-size=10m ghcr.io/dhow-deploy/kamal-proxy:v0.9.2 kamal-proxy run"
+        );
+        // Any image setting: Kamal's resolution and defaults.
+        assert_eq!(image("version: v0.9.3\n"), "basecamp/kamal-proxy:v0.9.3");
+        assert_eq!(image("version: v0.9.2\n"), "basecamp/kamal-proxy:v0.9.2");
+        assert_eq!(
+            image("registry: registry:4443\n"),
+            "registry:4443/basecamp/kamal-proxy:v0.9.2"
+        );
+        assert_eq!(
+            image("repository: basecamp/kamal-proxy\n"),
+            "basecamp/kamal-proxy:v0.9.2"
+        );
+        assert_eq!(
+            image("registry: r:5000\nrepository: dhow/kamal-proxy\nversion: v0.9.4\n"),
+            "r:5000/dhow/kamal-proxy:v0.9.4"
+        );
+        assert_eq!(
+            image("registry: ~\n"),
+            "ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"
+        );
+        assert_eq!(default_image(), "ghcr.io/dhow-deploy/kamal-proxy:v0.9.2");
+        assert!(!older_than_minimum(DEFAULT_VERSION));
+    }
+
+    #[test]
+    fn image_transfer_commands() {
+        assert_eq!(
+            for_exec(&boot_image()),
+            "echo $(cat .kamal/proxy/image 2> /dev/null || { test -f .kamal/proxy/image_version && echo \"basecamp/kamal-proxy\"; } || echo \"ghcr.io/dhow-deploy/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\")"
+        );
+        assert_eq!(
+            for_exec(&container_exists()),
+            "docker container ls --all --quiet --filter 'name=^kamal-proxy$'"
+        );
+        assert_eq!(
+            for_exec(&image_present("ghcr.io/dhow-deploy/kamal-proxy:v0.9.2")),
+            "docker image inspect --format '{{.Id}}' ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"
+        );
+        assert_eq!(
+            for_exec(&pull_image("ghcr.io/dhow-deploy/kamal-proxy:v0.9.2")),
+            "docker pull ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"
+        );
+        assert_eq!(for_exec(&load_image()), "docker load");
+        assert_eq!(
+            for_exec(&save_image("ghcr.io/dhow-deploy/kamal-proxy:v0.9.2")),
+            "docker save ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"
+        );
     }
 
     #[test]
     fn legacy_run_reads_the_boot_files() {
         assert_eq!(
             for_exec(&run(None)),
-            "echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || echo \"basecamp/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\") | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config"
+            "echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || { test -f .kamal/proxy/image_version && echo \"basecamp/kamal-proxy\"; } || echo \"ghcr.io/dhow-deploy/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\") | xargs docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config"
         );
     }
 
@@ -575,7 +705,7 @@ mod tests {
     fn boot_config_files_and_resets() {
         assert_eq!(
             for_exec(&boot_config()),
-            "echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || echo \"basecamp/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\")"
+            "echo $(cat .kamal/proxy/options 2> /dev/null || echo \"--publish 80:80 --publish 443:443 --log-opt max-size=10m\") $(cat .kamal/proxy/image 2> /dev/null || { test -f .kamal/proxy/image_version && echo \"basecamp/kamal-proxy\"; } || echo \"ghcr.io/dhow-deploy/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\") $(cat .kamal/proxy/run_command 2> /dev/null || echo \"\")"
         );
         let resets: Vec<String> = BootFile::ALL
             .iter()
@@ -623,6 +753,20 @@ mod tests {
                     BootFile::RunCommand,
                     Some("kamal-proxy run --debug --metrics-port \"9090\"".to_owned())
                 ),
+            ]
+        );
+        // A named repository is written even when it is Kamal's default.
+        let basecamp = boot_config_files(&BootConfigSet {
+            repository: Some("basecamp".to_owned()),
+            image_version: Some("v0.9.3".to_owned()),
+            ..BootConfigSet::default()
+        })
+        .expect("valid");
+        assert_eq!(
+            basecamp[1..3],
+            [
+                (BootFile::Image, Some("basecamp/kamal-proxy".to_owned())),
+                (BootFile::ImageVersion, Some("v0.9.3".to_owned())),
             ]
         );
         let unpublished = boot_config_files(&BootConfigSet {

@@ -47,6 +47,8 @@ pub const CONTAINER_ID: &str = "<container-id>";
 pub const OLD_VERSION: &str = "<old-version>";
 /// Placeholder for a stale version found on the host.
 pub const STALE_VERSION: &str = "<stale-version>";
+/// Placeholder for the proxy image named by the legacy boot files, read on the host.
+pub const PROXY_IMAGE: &str = "<proxy-image>";
 
 /// Which part of the timing breakdown a stage counts towards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +158,49 @@ pub enum Action {
     },
     /// Kamal's `server bootstrap` on one host: Docker installed where it is missing.
     EnsureDocker(Bootstrap),
+    /// The proxy image on the host before a proxy container is created from it: present, else
+    /// pulled, else sent from the local docker (`docker save` here, `docker load` there).
+    EnsureProxyImage(ProxyImage),
+}
+
+/// How [`Action::EnsureProxyImage`] gets the proxy image onto a host. `present`, `pull` and
+/// `load` name the image, or [`PROXY_IMAGE`] when `resolve` reads it on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyImage {
+    /// Prints an id when a proxy container exists: boot starts it as it is, nothing to do.
+    pub existing: Option<Command>,
+    /// Prints the image the legacy boot files name (no `proxy.run`).
+    pub resolve: Option<Command>,
+    /// The image, or [`PROXY_IMAGE`].
+    pub image: String,
+    /// Succeeds when the host has the image.
+    pub present: Command,
+    /// Pulls it on the host.
+    pub pull: Command,
+    /// Runs locally: the image archive, streamed to `load`.
+    pub save: Command,
+    /// Reads the archive on stdin, on the host.
+    pub load: Command,
+}
+
+impl ProxyImage {
+    /// For a proxy booted from `run` (`proxy.run`) or the legacy boot files (`None`); with
+    /// `boot`, nothing is done when a proxy container already exists (boot starts it).
+    pub fn new(run: Option<&crate::config::ProxyRun>, boot: bool) -> Self {
+        let (resolve, image) = match run {
+            Some(run) => (None, run.image()),
+            None => (Some(proxy::boot_image()), PROXY_IMAGE.to_owned()),
+        };
+        Self {
+            existing: boot.then(proxy::container_exists),
+            resolve,
+            present: proxy::image_present(&image),
+            pull: proxy::pull_image(&image),
+            save: proxy::save_image(&image),
+            load: proxy::load_image(),
+            image,
+        }
+    }
 }
 
 /// The commands of `server bootstrap` (Kamal's `commands/docker.rb`), in the order they may run.
@@ -213,6 +258,12 @@ impl Action {
             Action::Require { probe, .. } => vec![probe],
             Action::IfZero { count, then, .. } => std::iter::once(count)
                 .chain(then.iter().flat_map(|step| step.action.commands()))
+                .collect(),
+            Action::EnsureProxyImage(image) => image
+                .existing
+                .iter()
+                .chain(image.resolve.iter())
+                .chain([&image.present, &image.pull, &image.load])
                 .collect(),
             Action::EnsureDocker(bootstrap) => vec![
                 &bootstrap.installed,
@@ -708,6 +759,13 @@ fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&C
                         Action::Run(proxy::ensure_apps_config_directory()),
                     ));
                     steps.push(Step::new(
+                        "proxy image",
+                        Action::EnsureProxyImage(ProxyImage::new(
+                            config.proxy.run().as_ref(),
+                            true,
+                        )),
+                    ));
+                    steps.push(Step::new(
                         "proxy start",
                         Action::Run(proxy::start_or_run(config.proxy.run().as_ref())),
                     ));
@@ -970,6 +1028,28 @@ pub fn substitute(command: &Command, placeholder: &str, value: &str) -> Command 
     out
 }
 
+/// The lines of [`Action::EnsureProxyImage`].
+fn render_proxy_image(out: &mut String, image: &ProxyImage) {
+    if let Some(existing) = &image.existing {
+        let _ = writeln!(
+            out,
+            "    {}  (a proxy container already there: nothing to do)",
+            for_log(existing)
+        );
+    }
+    if let Some(resolve) = &image.resolve {
+        let _ = writeln!(out, "    {}  (prints {PROXY_IMAGE})", for_log(resolve));
+    }
+    let _ = writeln!(out, "    {}", for_log(&image.present));
+    let _ = writeln!(out, "      if missing: {}", for_log(&image.pull));
+    let _ = writeln!(
+        out,
+        "      if the pull fails: {} (here) | {}",
+        for_log(&image.save),
+        for_log(&image.load)
+    );
+}
+
 #[expect(clippy::too_many_lines, reason = "one arm per plan action")]
 fn render_step(out: &mut String, step: &Step) {
     match &step.action {
@@ -1064,6 +1144,7 @@ fn render_step(out: &mut String, step: &Step) {
             }
             let _ = writeln!(out, "      otherwise: {otherwise}");
         }
+        Action::EnsureProxyImage(image) => render_proxy_image(out, image),
         Action::EnsureDocker(bootstrap) => {
             let _ = writeln!(out, "    {}", for_log(&bootstrap.installed));
             let _ = writeln!(out, "      if missing: {}", for_log(&bootstrap.superuser));
