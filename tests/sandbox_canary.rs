@@ -22,68 +22,20 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::{http_get, ok, push_proxy_image, repo, text};
+
 const SERVICE: &str = "dhow-e2e-canary";
 const ENV_CANARY: &str = "canary-e2e-env-7d3f0a";
 const BUILD_CANARY: &str = "canary-e2e-build-2b8e4c";
 /// The sandbox host this test owns (1-based, as `scripts/sandbox ssh` counts them).
 const HOST: usize = 31;
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 /// The host sampler's files, inside the host's container.
 const SAMPLES: &str = "/tmp/dhow-canary-ps";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox canary test (run \
-                 `scripts/sandbox up --min-hosts {HOST}` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= HOST,
-        "the sandbox has fewer than {HOST} hosts: run `scripts/sandbox up --min-hosts {HOST}`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
 /// Runs `cmd` as `deploy` on the host.
 fn on_host(cmd: &str) -> String {
-    ok(&Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &HOST.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh"))
+    common::on_host(HOST, cmd)
 }
 
 /// Runs `script` with `sh -c` as root inside the host's container.
@@ -92,31 +44,6 @@ fn in_container(container: &str, script: &str) -> String {
         .args(["exec", container, "sh", "-c", script])
         .output()
         .expect("docker exec"))
-}
-
-/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
-/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(&Command::new(repo().join("scripts/build-proxy-image"))
-            .output()
-            .expect("scripts/build-proxy-image"));
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(&Command::new("docker")
-        .args(["tag", PROXY_IMAGE, &target])
-        .output()
-        .expect("docker tag"));
-    ok(&Command::new("docker")
-        .args(["push", "-q", &target])
-        .output()
-        .expect("docker push"));
 }
 
 /// A docker CLI that can build with `BuildKit` (for `RUN --mount=type=secret`): the one on
@@ -504,7 +431,9 @@ fn hook_calls(record: &str) -> Vec<(String, String, BTreeSet<String>)> {
     reason = "one watched scenario: plan, three deploys, then every place a secret could land"
 )]
 fn no_canary_secret_escapes_a_full_deploy() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = common::sandbox(HOST) else {
+        return;
+    };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
@@ -611,11 +540,7 @@ fn no_canary_secret_escapes_a_full_deploy() {
 
     // The app runs v3, through the proxy; the secrets reached their places.
     let port = json["hosts"][HOST - 1]["http_port"].to_string();
-    let body = ok(&Command::new("curl")
-        .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}/version")])
-        .output()
-        .expect("curl"));
-    assert_eq!(body.trim(), "v3");
+    assert_eq!(http_get(&port, "/version").trim(), "v3");
     let env_file = format!(".kamal/apps/{SERVICE}/env/roles/web.env");
     assert_eq!(on_host(&format!("stat -c %a {env_file}")).trim(), "600");
     assert!(

@@ -14,11 +14,13 @@
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
 //! print a notice otherwise.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::{http_get, ok, on_host, push_proxy_image, sandbox_image, text};
 
 const SERVICE: &str = "dhow-e2e-life";
 const LOCK_SERVICE: &str = "dhow-e2e-lock";
@@ -29,95 +31,6 @@ const CANARY: &str = "canary-lifecycle-env-5a1d";
 /// Sandbox hosts (1-based, as `scripts/sandbox ssh` counts them).
 const HOSTS: [usize; 2] = [14, 15];
 const LOCK_HOST: usize = 16;
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox lifecycle test (run \
-                 `scripts/sandbox up --min-hosts 16` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= 16,
-        "the sandbox has fewer than 16 hosts: run `scripts/sandbox up --min-hosts 16`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
-fn on_host(index: usize, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
-}
-
-fn build_image(service: &str, version: &str, kind: &str) {
-    ok(&Command::new(repo().join("scripts/sandbox"))
-        .args(["image", service, version, "--kind", kind, "--push"])
-        .output()
-        .expect("scripts/sandbox image"));
-}
-
-/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
-/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(&Command::new(repo().join("scripts/build-proxy-image"))
-            .output()
-            .expect("scripts/build-proxy-image"));
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(&Command::new("docker")
-        .args(["tag", PROXY_IMAGE, &target])
-        .output()
-        .expect("docker tag"));
-    ok(&Command::new("docker")
-        .args(["push", "-q", &target])
-        .output()
-        .expect("docker push"));
-}
 
 /// Leaves host `index` as the sandbox made it: no containers, images, volumes or `.kamal`.
 fn wipe(index: usize) {
@@ -127,14 +40,6 @@ fn wipe(index: usize) {
          docker images -q | sort -u | xargs -r docker rmi -f >/dev/null 2>&1; \
          docker volume ls -q | xargs -r docker volume rm >/dev/null; rm -rf .kamal",
     );
-}
-
-fn http_get(port: &str, path: &str) -> String {
-    let output = Command::new("curl")
-        .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}{path}")])
-        .output()
-        .expect("curl");
-    text(&output.stdout)
 }
 
 struct App {
@@ -337,16 +242,18 @@ fn kv_running(registry: &str) -> String {
     reason = "one lifecycle on the same hosts, step by step in order"
 )]
 fn setup_deploy_rollback_failed_boot_logs_exec_reboot_prune_and_remove() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = common::sandbox(LOCK_HOST) else {
+        return;
+    };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
         .to_owned();
     push_proxy_image(&registry);
     for version in ["v1", "v2", "v3"] {
-        build_image(SERVICE, version, "web");
+        sandbox_image(SERVICE, version, "web");
     }
-    build_image(KV_IMAGE, "1", "kv");
+    sandbox_image(KV_IMAGE, "1", "kv");
     for index in HOSTS {
         wipe(index);
         on_host(index, &format!("rm -rf {KV}"));
@@ -611,13 +518,15 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 
 #[test]
 fn held_lock_lock_wait_and_sigterm_during_the_boot() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = common::sandbox(LOCK_HOST) else {
+        return;
+    };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
         .to_owned();
-    build_image(LOCK_SERVICE, "v1", "worker");
-    build_image(LOCK_SERVICE, "v2", "worker");
+    sandbox_image(LOCK_SERVICE, "v1", "worker");
+    sandbox_image(LOCK_SERVICE, "v2", "worker");
     wipe(LOCK_HOST);
     let app = App::new(&json, &lock_config(&json, &registry, 0));
 
