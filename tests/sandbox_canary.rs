@@ -297,7 +297,12 @@ impl App {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        in_container(&self.container, &format!("cat {SAMPLES}.samples"))
+        in_container(
+            &self.container,
+            &format!(
+                "cat {SAMPLES}.samples; rm -f {SAMPLES}.samples {SAMPLES}.stop {SAMPLES}.done"
+            ),
+        )
     }
 
     /// Runs dhow while both samplers watch; returns how it ended and its stdout and stderr.
