@@ -606,6 +606,26 @@ mod tests {
     }
 
     #[test]
+    fn the_default_version_agrees_with_the_proxy_the_build_script_and_the_release() {
+        // The proxy answers this version's contract, the script tags it, the release reads it.
+        let proxy_cli = include_str!("../../../proxy/src/cli.rs");
+        assert!(proxy_cli.contains(&format!(
+            "pub const COMPATIBLE_VERSION: &str = \"{DEFAULT_VERSION}\";"
+        )));
+        let script = include_str!("../../../../scripts/build-proxy-image");
+        assert!(script.contains(&format!("version=${{PROXY_VERSION:-{DEFAULT_VERSION}}}")));
+        assert!(script.contains(&format!("default_image={DEFAULT_IMAGE}\n")));
+        let release = include_str!("../../../../.github/workflows/release.yml");
+        assert!(release.contains(
+            "sed -n 's/^pub const DEFAULT_VERSION: &str = \"\\(.*\\)\";$/\\1/p' crates/core/src/docker/proxy.rs"
+        ));
+        assert!(release.contains(&format!("image={DEFAULT_IMAGE}\n")));
+        assert!(include_str!("proxy.rs").contains(&format!(
+            "pub const DEFAULT_VERSION: &str = \"{DEFAULT_VERSION}\";"
+        )));
+    }
+
+    #[test]
     fn image_transfer_commands() {
         assert_eq!(
             for_exec(&boot_image()),
