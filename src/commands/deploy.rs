@@ -11,7 +11,7 @@ use dhow_core::Secret;
 use dhow_core::config::Credential;
 use dhow_core::docker::app::App;
 use dhow_core::docker::lock::LockDetails;
-use dhow_core::event::Event;
+use dhow_core::event::{Event, Timing};
 use dhow_core::plan::{self, DeployInput, Plan};
 
 use dhow_core::docker::audit;
@@ -176,7 +176,7 @@ fn deliver(
     run: &Run,
     emit: crate::build::Emit<'_>,
     started: Instant,
-) -> Result<Vec<dhow_core::event::Timing>, Error> {
+) -> Result<Vec<Timing>, Error> {
     if args.skip_push {
         return Ok(Vec::new());
     }
@@ -432,14 +432,19 @@ fn run_deploy(
         }
         let mut sessions = BTreeMap::new();
         let mut failures = Vec::new();
-        for host in &plan.hosts {
-            match pool.session(host).await {
+        let connect_started = Instant::now();
+        for (host, session) in pool.connect_all(&plan.hosts).await {
+            match session {
                 Ok(session) => {
-                    sessions.insert(host.clone(), session);
+                    sessions.insert(host, session);
                 }
                 Err(error) => failures.push(format!("  {host}: {error}")),
             }
         }
+        let connect = Timing {
+            phase: "connect".to_owned(),
+            elapsed: connect_started.elapsed(),
+        };
         let sessions = &sessions;
         let waiting_since: Mutex<Option<Instant>> = Mutex::new(None);
         let lock_held = |details: String| -> HookFuture<'_, LockHeld> {
@@ -543,6 +548,7 @@ fn run_deploy(
             timings: build_timings
                 .iter()
                 .cloned()
+                .chain(std::iter::once(connect.clone()))
                 .chain(result.as_ref().map(Clone::clone).unwrap_or_default())
                 .collect(),
         });

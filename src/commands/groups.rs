@@ -342,14 +342,14 @@ pub fn execute(
         let cancel = cancel_on_signals();
         let mut sessions = BTreeMap::new();
         let mut failures = Vec::new();
-        let mut hosts: Vec<&String> = plan.hosts.iter().collect();
-        if !hosts.contains(&&plan.lock.primary) {
-            hosts.push(&plan.lock.primary);
+        let mut hosts = plan.hosts.clone();
+        if !hosts.contains(&plan.lock.primary) {
+            hosts.push(plan.lock.primary.clone());
         }
-        for host in hosts {
-            match pool.session(host).await {
+        for (host, session) in pool.connect_all(&hosts).await {
+            match session {
                 Ok(session) => {
-                    sessions.insert(host.clone(), session);
+                    sessions.insert(host, session);
                 }
                 Err(error) => failures.push(format!("  {host}: {error}")),
             }

@@ -149,10 +149,10 @@ pub fn execute(
         let cancel = cancel_on_signals();
         let mut sessions = BTreeMap::new();
         let mut failures = Vec::new();
-        for host in &plan.hosts {
-            match pool.session(host).await {
+        for (host, session) in pool.connect_all(&plan.hosts).await {
+            match session {
                 Ok(session) => {
-                    sessions.insert(host.clone(), session);
+                    sessions.insert(host, session);
                 }
                 Err(error) => failures.push(format!("  {host}: {error}")),
             }

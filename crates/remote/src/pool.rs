@@ -108,6 +108,46 @@ impl Pool {
         Ok(session)
     }
 
+    /// The sessions for `hosts`, every host connecting at once (the handshakes in flight are
+    /// still capped by `max_concurrent_starts`); each host's result, in the given order.
+    pub async fn connect_all(
+        &self,
+        hosts: &[String],
+    ) -> Vec<(String, Result<Arc<SshSession>, ConnectError>)> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, host) in hosts.iter().enumerate() {
+            let pool = self.clone();
+            let host = host.clone();
+            tasks.spawn(async move {
+                let session = pool.session(&host).await;
+                (index, session)
+            });
+        }
+        let mut results: Vec<Option<Result<Arc<SshSession>, ConnectError>>> =
+            hosts.iter().map(|_| None).collect();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, session)) = joined
+                && let Some(slot) = results.get_mut(index)
+            {
+                *slot = Some(session);
+            }
+        }
+        hosts
+            .iter()
+            .zip(results)
+            .map(|(host, result)| {
+                let result = result.unwrap_or_else(|| {
+                    Err(ConnectError::Io {
+                        host: host.clone(),
+                        port: self.target(host).port,
+                        reason: "the connection task ended early".to_owned(),
+                    })
+                });
+                (host.clone(), result)
+            })
+            .collect()
+    }
+
     async fn connect(&self, host: &str) -> Result<Arc<SshSession>, ConnectError> {
         let target = self.target(host);
         let via = match &self.inner.options.proxy {
