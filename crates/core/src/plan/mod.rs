@@ -565,7 +565,7 @@ struct Stages {
 pub fn deploy(input: &DeployInput<'_>) -> Plan {
     let parts = Parts::new(input);
     let mut locked = vec![
-        proxy_stage(input, &parts.proxy_hosts, parts.login.as_ref()),
+        proxy_stage(input, &parts, &parts.app_hosts),
         stale_stage(input, &parts.app_hosts),
     ];
     locked.extend(boot_stages(input, &parts.scope, &parts.app_hosts));
@@ -725,9 +725,13 @@ fn prune_stage(input: &DeployInput<'_>, scope: &Scope) -> Stage {
     }
 }
 
-fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&Command>) -> Stage {
+/// Kamal's `proxy boot`. Kamal logs in to the registry again here; a host that logged in during
+/// this run's pull (`logged_in`) already holds the same credentials, so the second login, which
+/// would leave the host exactly as it is, is skipped there.
+fn proxy_stage(input: &DeployInput<'_>, parts: &Parts<'_>, logged_in: &[String]) -> Stage {
     let config = input.config;
     let selection = input.selection;
+    let proxy_hosts = &parts.proxy_hosts;
     Stage {
         label: "Ensure kamal-proxy is running".to_owned(),
         phase: Phase::Proxy,
@@ -747,7 +751,8 @@ fn proxy_stage(input: &DeployInput<'_>, proxy_hosts: &[String], login: Option<&C
                     },
                 )];
                 if proxy_hosts.contains(host) {
-                    if let Some(login) = login {
+                    if let Some(login) = parts.login.as_ref().filter(|_| !logged_in.contains(host))
+                    {
                         steps.push(Step::new("registry login", Action::Run(login.clone())));
                     }
                     steps.push(Step::new(

@@ -42,7 +42,7 @@ pub fn setup(input: &DeployInput<'_>, accessories: Vec<Stage>) -> Plan {
             .collect(),
     );
     bootstrap_stage.after_hook = Some("docker-setup".to_owned());
-    let mut locked = vec![proxy_stage(input, &parts.proxy_hosts, parts.login.as_ref())];
+    let mut locked = vec![proxy_stage(input, &parts, &parts.app_hosts)];
     locked.extend(accessories);
     locked.push(stale_stage(input, &parts.app_hosts));
     locked.extend(boot_stages(input, &parts.scope, &parts.app_hosts));
