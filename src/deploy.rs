@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dhow_core::cmd::{Command, for_log};
+use dhow_core::Secret;
+use dhow_core::cmd::{BatchPart, Command, Token, batch, batch_progress, for_log};
 use dhow_core::docker::proxy;
 use dhow_core::event::{Event, Outcome, Stream, Timing};
 use dhow_core::plan::{
@@ -703,10 +704,12 @@ impl<T: Transport> Executor<'_, T> {
     ) -> Result<(), String> {
         let session = self.session(&host.host)?.as_ref();
         let mut old_version = None;
-        for step in &host.steps {
+        let mut index = 0;
+        while let Some(step) = host.steps.get(index) {
             if let Action::SkipIfPresent { probe, message } = &step.action {
                 let output = self.command(session, &host.host, probe, true).await?;
                 if output.stdout_text().trim().is_empty() {
+                    index += 1;
                     continue;
                 }
                 (self.emit)(Event::Warning {
@@ -714,7 +717,9 @@ impl<T: Transport> Executor<'_, T> {
                 });
                 break;
             }
-            self.step(session, &host.host, step, &mut old_version, health)
+            let rest = host.steps.get(index..).unwrap_or_default();
+            index += self
+                .next_steps(session, &host.host, rest, &mut old_version, health)
                 .await?;
         }
         for role in &host.roles {
@@ -735,10 +740,8 @@ impl<T: Transport> Executor<'_, T> {
     ) -> Result<(), String> {
         let mut old_version = None;
         let prepared = async {
-            for step in &role.prepare {
-                self.step(session, host, step, &mut old_version, health)
-                    .await?;
-            }
+            self.steps(session, host, &role.prepare, &mut old_version, health)
+                .await?;
             Ok::<(), String>(())
         }
         .await;
@@ -762,10 +765,8 @@ impl<T: Transport> Executor<'_, T> {
             }
         }
         let started = async {
-            for step in &role.start {
-                self.step(session, host, step, &mut old_version, health)
-                    .await?;
-            }
+            self.steps(session, host, &role.start, &mut old_version, health)
+                .await?;
             Ok::<(), String>(())
         }
         .await;
@@ -820,11 +821,104 @@ impl<T: Transport> Executor<'_, T> {
         if role.primary {
             settle(barrier, true);
         }
-        for step in &role.finish {
-            self.step(session, host, step, &mut old_version, health)
+        self.steps(session, host, &role.finish, &mut old_version, health)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `steps` in order, each run of plain commands as one remote script.
+    async fn steps(
+        &self,
+        session: &T,
+        host: &str,
+        steps: &[Step],
+        old_version: &mut Option<String>,
+        health: &mut Duration,
+    ) -> Result<(), String> {
+        let mut index = 0;
+        while let Some(rest) = steps.get(index..).filter(|rest| !rest.is_empty()) {
+            index += self
+                .next_steps(session, host, rest, old_version, health)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Runs the next step of `steps`, or the run of plain commands that starts there as one
+    /// remote script ([`batch`]); returns how many steps it took.
+    async fn next_steps(
+        &self,
+        session: &T,
+        host: &str,
+        steps: &[Step],
+        old_version: &mut Option<String>,
+        health: &mut Duration,
+    ) -> Result<usize, String> {
+        let parts: Vec<BatchPart<'_>> = steps
+            .iter()
+            .enumerate()
+            .map_while(|(index, step)| match &step.action {
+                Action::Run(command) if index == 0 || command.stdin().is_none() => {
+                    Some(BatchPart {
+                        command,
+                        must: true,
+                    })
+                }
+                Action::Try(command) if index == 0 || command.stdin().is_none() => {
+                    Some(BatchPart {
+                        command,
+                        must: false,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        if parts.len() < 2 {
+            if let Some(step) = steps.first() {
+                self.step(session, host, step, old_version, health).await?;
+            }
+            return Ok(1);
+        }
+        self.run_batch(session, host, &parts).await?;
+        Ok(parts.len())
+    }
+
+    /// Runs `parts` as one remote script; a failure names the command that failed.
+    async fn run_batch(
+        &self,
+        session: &T,
+        host: &str,
+        parts: &[BatchPart<'_>],
+    ) -> Result<(), String> {
+        if self.cancel.is_cancelled() {
+            return Err("cancelled".to_owned());
+        }
+        for part in parts {
+            (self.emit)(Event::CommandStarted {
+                host: Some(host.to_owned()),
+                command: for_log(part.command),
+            });
+        }
+        let script = batch(parts);
+        let remote = RemoteCommand::from(&script);
+        let output = tokio::select! {
+            result = session.capture(&remote) => result.map_err(|error| error.to_string())?,
+            () = async {
+                self.cancel.cancelled().await;
+                tokio::time::sleep(CANCEL_GRACE).await;
+            } => return Err("cancelled".to_owned()),
+        };
+        if output.status.success() {
+            return Ok(());
+        }
+        let failing = parts
+            .get(batch_progress(&output.stdout_text()))
+            .map_or(&script, |part| part.command);
+        let scrubbed = RemoteCommand::from(failing).with_scrubbed(secrets_of(&script));
+        Err(match output.ensure_success(host, &scrubbed) {
+            Ok(_) => String::new(),
+            Err(error) => error.to_string(),
+        })
     }
 
     #[expect(clippy::too_many_lines, reason = "one arm per plan action")]
@@ -1195,8 +1289,10 @@ impl<T: Transport> Executor<'_, T> {
     }
 
     /// Kamal's `Healthcheck::Poller.wait_for_healthy`: `running` or `healthy` passes (after the
-    /// readiness delay, a `running` container is checked again); otherwise it retries with
-    /// growing pauses until the deploy timeout.
+    /// readiness delay, a `running` container is checked again); otherwise it retries until the
+    /// deploy timeout. Kamal pauses 1 s, 2 s, 3 s, ...; the pauses here start at 100 ms and
+    /// double up to Kamal's (a container that gets healthy within a second is seen at once).
+    /// See [`health_pause`].
     async fn wait_healthy(
         &self,
         session: &T,
@@ -1222,7 +1318,7 @@ impl<T: Transport> Executor<'_, T> {
                     "container not ready after {timeout} seconds ({state})"
                 ));
             }
-            self.pause(left.min(Duration::from_secs(attempt))).await?;
+            self.pause(left.min(health_pause(attempt))).await?;
             attempt += 1;
         }
     }
@@ -1332,6 +1428,14 @@ impl tokio::io::AsyncRead for Counting {
     }
 }
 
+/// The pause before health check `attempt + 1`: 100 ms doubling each time (100, 200, 400, 800
+/// ms, ...) but never longer than Kamal's `attempt` seconds.
+fn health_pause(attempt: u64) -> Duration {
+    let doubling =
+        Duration::from_millis(100).saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    doubling.min(Duration::from_secs(attempt))
+}
+
 /// Opens (`true`) or closes the barrier, unless it is already settled.
 fn settle(barrier: Option<&Barrier>, open: bool) {
     if let Some(barrier) = barrier {
@@ -1412,6 +1516,25 @@ fn add(timings: &Mutex<Vec<Timing>>, phase: &str, elapsed: Duration) {
             }),
         }
     }
+}
+
+/// The sensitive values of `command` (its sensitive tokens and stdin), to scrub from the stderr
+/// of a batch whose failing part is reported on its own.
+fn secrets_of(command: &Command) -> Vec<Secret<String>> {
+    command
+        .as_tokens()
+        .iter()
+        .filter_map(|token| match token {
+            Token::Sensitive { text, .. } => Some(Secret::new(text.clone())),
+            Token::Plain(_) => None,
+        })
+        .chain(
+            command
+                .stdin()
+                .map(|stdin| Secret::new(stdin.expose().trim().to_owned()))
+                .filter(|stdin| !stdin.expose().is_empty()),
+        )
+        .collect()
 }
 
 /// Polls every future to completion concurrently, results in the given order.

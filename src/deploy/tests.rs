@@ -44,6 +44,8 @@ fn rule(pattern: &'static str, status: u32, stdout: &'static str) -> Rule {
 struct Log {
     commands: Vec<(String, String, Option<String>)>,
     uploads: Vec<(String, String, u32, String)>,
+    /// Every remote command (SSH round trip): `(host, how many commands it carried)`.
+    round_trips: Vec<(String, usize)>,
 }
 
 struct FakeHost {
@@ -74,53 +76,35 @@ impl Transport for FakeHost {
     ) -> impl Future<Output = Result<ExitStatus, RemoteError>> + Send + 'a {
         async move {
             let text = command.exec_text().to_owned();
-            let stdin = command
+            let mut stdin = command
                 .stdin()
                 .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+            let parts = batch_parts(&text);
             self.log
                 .lock()
                 .expect("log")
-                .commands
-                .push((self.host.clone(), text.clone(), stdin));
-            if let Some((pattern, cancel)) = &self.cancel_on
-                && text.contains(pattern)
-            {
-                cancel.cancel();
-            }
-            if text.starts_with("mkdir .kamal/lock-")
-                && self
-                    .lock_busy
-                    .fetch_update(
-                        std::sync::atomic::Ordering::SeqCst,
-                        std::sync::atomic::Ordering::SeqCst,
-                        |left| left.checked_sub(1),
-                    )
-                    .is_ok()
-            {
-                on_output(
-                    OutputStream::Stderr,
-                    b"mkdir: cannot create directory '.kamal/lock': File exists\n",
-                );
-                return Ok(ExitStatus::Code(1));
-            }
-            if text == "docker load" {
-                self.loaded.store(true, std::sync::atomic::Ordering::SeqCst);
-            } else if text.starts_with("docker image inspect")
-                && self.loaded.load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return Ok(ExitStatus::Code(0));
-            }
-            let found = self.rules.iter().find(|rule| {
-                text.contains(rule.pattern) && rule.host.is_none_or(|host| host == self.host)
-            });
-            match found {
-                Some(rule) => {
-                    on_output(OutputStream::Stdout, rule.stdout.as_bytes());
-                    on_output(OutputStream::Stderr, rule.stderr.as_bytes());
-                    Ok(ExitStatus::Code(rule.status))
+                .round_trips
+                .push((self.host.clone(), parts.as_ref().map_or(1, Vec::len)));
+            // A batch script is answered part by part, as the shell runs it.
+            let Some(parts) = parts else {
+                let (status, stdout, stderr) = self.answer(&text, stdin);
+                on_output(OutputStream::Stdout, stdout.as_bytes());
+                on_output(OutputStream::Stderr, stderr.as_bytes());
+                return Ok(ExitStatus::Code(status));
+            };
+            for (part, must) in parts {
+                let (status, stdout, stderr) = self.answer(&part, stdin.take());
+                on_output(OutputStream::Stdout, stdout.as_bytes());
+                on_output(OutputStream::Stderr, stderr.as_bytes());
+                if status != 0 && must {
+                    return Ok(ExitStatus::Code(status));
                 }
-                None => Ok(ExitStatus::Code(0)),
+                on_output(
+                    OutputStream::Stdout,
+                    format!("{}\n", dhow_core::cmd::BATCH_MARKER).as_bytes(),
+                );
             }
+            Ok(ExitStatus::Code(0))
         }
     }
 
@@ -176,6 +160,77 @@ impl Transport for FakeHost {
             Ok(())
         }
     }
+}
+
+impl FakeHost {
+    /// Logs one command and answers it: `(status, stdout, stderr)`.
+    fn answer(&self, text: &str, stdin: Option<String>) -> (u32, String, String) {
+        self.log
+            .lock()
+            .expect("log")
+            .commands
+            .push((self.host.clone(), text.to_owned(), stdin));
+        if let Some((pattern, cancel)) = &self.cancel_on
+            && text.contains(pattern)
+        {
+            cancel.cancel();
+        }
+        if text.starts_with("mkdir .kamal/lock-")
+            && self
+                .lock_busy
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |left| left.checked_sub(1),
+                )
+                .is_ok()
+        {
+            return (
+                1,
+                String::new(),
+                "mkdir: cannot create directory '.kamal/lock': File exists\n".to_owned(),
+            );
+        }
+        if text == "docker load" {
+            self.loaded.store(true, std::sync::atomic::Ordering::SeqCst);
+        } else if text.starts_with("docker image inspect")
+            && self.loaded.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return (0, String::new(), String::new());
+        }
+        let found = self.rules.iter().find(|rule| {
+            text.contains(rule.pattern) && rule.host.is_none_or(|host| host == self.host)
+        });
+        match found {
+            Some(rule) => (rule.status, rule.stdout.to_owned(), rule.stderr.to_owned()),
+            None => (0, String::new(), String::new()),
+        }
+    }
+}
+
+/// The parts of a batch script (`dhow_core::cmd::batch`): each command and whether its failure
+/// ends the script; `None` for a single command.
+fn batch_parts(text: &str) -> Option<Vec<(String, bool)>> {
+    let separator = format!(" echo {} ;", dhow_core::cmd::BATCH_MARKER);
+    if !text.contains(&separator) {
+        return None;
+    }
+    let parts = text
+        .split(&separator)
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (inner, must) = match part.strip_suffix(" ; } || exit $? ;") {
+                Some(inner) => (inner, true),
+                None => (part.strip_suffix(" ; } ;").expect("a batch part"), false),
+            };
+            (
+                inner.strip_prefix("{ ").expect("a batch part").to_owned(),
+                must,
+            )
+        })
+        .collect();
+    Some(parts)
 }
 
 fn load(text: &str) -> Config {
@@ -507,6 +562,63 @@ fn workers_only_deploy_runs_kamals_steps_in_order_on_every_host() {
 }
 
 #[test]
+fn plain_commands_of_a_stage_share_one_round_trip_per_host() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute(
+        &plan,
+        vec![
+            running_status(),
+            rule("| head -1 | while read line", 0, "v0\n"),
+        ],
+    );
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    for host in ["h1", "h2"] {
+        let trips: Vec<usize> = outcome
+            .log
+            .round_trips
+            .iter()
+            .filter(|(h, _)| h == host)
+            .map(|(_, parts)| *parts)
+            .collect();
+        let commands = on(&outcome.log, host);
+        assert_eq!(trips.iter().sum::<usize>(), commands.len());
+        // Login, audit, image removal, pull and label check: one script.
+        assert_eq!(trips.first(), Some(&5), "{host}: {trips:?}");
+        // Pruning: two audit lines and three prune commands, one script.
+        assert!(
+            trips.contains(&5) && trips.len() < commands.len() - 8,
+            "{trips:?}"
+        );
+        // The password reaches the script's stdin, read by the login (its first command).
+        let (_, login, stdin) = outcome
+            .log
+            .commands
+            .iter()
+            .find(|(h, c, _)| h == host && c.contains("docker login"))
+            .expect("login");
+        assert!(login.starts_with("docker login"), "{login}");
+        assert_eq!(stdin.as_deref(), Some(REGISTRY_CANARY));
+    }
+    // Every command a person sees is announced on its own, never the script.
+    let announced: Vec<&str> = outcome
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::CommandStarted { command, .. } => Some(command.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        announced.iter().all(|c| !c.contains("dhow-batch")),
+        "{announced:#?}"
+    );
+    assert_eq!(
+        announced.len(),
+        outcome.log.commands.len() + outcome.log.uploads.len()
+    );
+}
+
+#[test]
 fn clashing_container_is_renamed_before_the_boot() {
     let plan = plan_for(WORKERS);
     let outcome = execute(
@@ -680,6 +792,34 @@ fn a_failed_pull_lists_every_host_and_never_takes_the_lock() {
     assert_eq!(stage, "Pull app image");
     assert_eq!(failures.len(), 2);
     assert!(failures[1].message.contains("manifest unknown"));
+    // The pull ran in one script with the login and the audit line; the failure names the pull
+    // alone, and the label check after it never ran.
+    for failure in failures {
+        assert!(
+            failure
+                .message
+                .contains("docker pull 172.17.0.1:5000/ci/jobs:v1"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            !failure.message.contains("docker login"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            !failure.message.contains("dhow-batch"),
+            "{}",
+            failure.message
+        );
+    }
+    assert!(
+        !outcome
+            .log
+            .commands
+            .iter()
+            .any(|(_, c, _)| c.contains("docker inspect -f"))
+    );
     assert!(
         !outcome
             .log
@@ -1738,4 +1878,19 @@ fn the_legacy_boot_files_name_the_proxy_image_on_the_host() {
                 < position(&commands, "docker container start kamal-proxy || echo")
         );
     }
+}
+
+#[test]
+fn health_checks_start_fast_and_never_wait_longer_than_kamal() {
+    let pauses: Vec<u128> = (1..=10)
+        .map(|attempt| super::health_pause(attempt).as_millis())
+        .collect();
+    assert_eq!(
+        pauses,
+        [100, 200, 400, 800, 1600, 3200, 6400, 8000, 9000, 10000]
+    );
+    assert_eq!(
+        super::health_pause(u64::MAX),
+        std::time::Duration::from_millis(100 << 16)
+    );
 }
