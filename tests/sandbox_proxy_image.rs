@@ -80,12 +80,13 @@ fn on_host(cmd: &str) -> String {
     ok(&output)
 }
 
-/// No proxy, no proxy image, no app, no `.kamal` state on the host.
+/// No proxy, no proxy image, no app container or image, no `.kamal` state on the host.
 fn clean_host() {
     on_host(&format!(
         "docker ps -aq --filter label=service={SERVICE} | xargs -r docker rm -f >/dev/null; \
          docker rm -f kamal-proxy >/dev/null 2>&1; \
          docker image rm -f {DEFAULT_PROXY_IMAGE} >/dev/null 2>&1; \
+         docker images -q --filter 'reference=*/{SERVICE}' | xargs -r docker image rm -f >/dev/null 2>&1; \
          docker volume rm kamal-proxy-config >/dev/null 2>&1; \
          rm -rf .kamal; true"
     ));
