@@ -8,11 +8,13 @@
 //! appears in no output and no process's argv. `DHOW_SANDBOX` points at `sandbox.json`; without
 //! it the test fails under CI (`CI=true`) and prints a notice otherwise.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
+use common::{ok, repo, sandbox, text};
 
 const SERVICE: &str = "dhow-e2e-accessory";
 const IMAGE: &str = "dhow-e2e-accessory-kv";
@@ -21,60 +23,9 @@ const CANARY: &str = "canary-accessory-env-5c7a1";
 const KV_HOST: usize = 17;
 const CACHE_HOST: usize = 18;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox accessory test (run \
-                 `scripts/sandbox up --min-hosts 18` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= CACHE_HOST,
-        "the sandbox has fewer than {CACHE_HOST} hosts: run `scripts/sandbox up --min-hosts {CACHE_HOST}`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
+/// Runs `cmd` as `deploy` on sandbox host `index` (1-based); its output, trimmed.
 fn on_host(index: usize, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output).trim().to_owned()
+    common::on_host(index, cmd).trim().to_owned()
 }
 
 fn build_image() -> String {
@@ -340,7 +291,7 @@ fn check_removed(image: &str) {
 
 #[test]
 fn accessories_boot_work_reboot_and_go_away() {
-    let Some(json) = sandbox() else {
+    let Some(json) = sandbox(CACHE_HOST) else {
         return;
     };
     let image = build_image();

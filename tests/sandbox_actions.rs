@@ -16,13 +16,16 @@
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
 //! print a notice otherwise. The tests share the two hosts, so they take turns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use dhow_test_support::github::{FakeGitHub, Fault, RunSeed, event_file};
 use serde_json::Value;
+
+mod common;
+use common::{ok, on_host, repo, sandbox, text};
 
 const SERVICE: &str = "dhow-e2e-actions";
 const CANARY: &str = "canary-actions-env-5d1f0";
@@ -43,62 +46,6 @@ fn take_hosts() -> MutexGuard<'static, ()> {
     HOSTS_IN_USE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the Actions simulation (run \
-                 `scripts/sandbox up --min-hosts 22` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= 22,
-        "the sandbox has fewer than 22 hosts: run `scripts/sandbox up --min-hosts 22`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
-fn on_host(index: usize, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
 }
 
 fn build_image(version: &str) {
@@ -356,7 +303,7 @@ fn job_url() -> String {
 
 #[test]
 fn deploy_records_statuses_outputs_and_summary() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v1");
     build_image("v2");
@@ -499,7 +446,7 @@ fn check_summary(json: &Value, summary: &str, digest: &str) {
 
 #[test]
 fn failing_health_check_posts_failure_with_the_log_tail() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v1");
     build_image("v3");
@@ -554,7 +501,7 @@ fn failing_health_check_posts_failure_with_the_log_tail() {
 
 #[test]
 fn sigterm_releases_the_lock_and_posts_error_within_seven_seconds() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v4");
     clean_hosts();
@@ -625,7 +572,7 @@ fn sigterm_releases_the_lock_and_posts_error_within_seven_seconds() {
 
 #[test]
 fn a_lock_left_by_a_completed_run_is_taken_over() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v1");
     clean_hosts();
@@ -759,7 +706,7 @@ fn prune_v1_and_move_its_tag(json: &Value, digest: &str) {
 
 #[test]
 fn rollback_without_a_version_runs_the_previous_digest_again() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v1");
     build_image("v2");
@@ -849,7 +796,7 @@ fn rollback_without_a_version_runs_the_previous_digest_again() {
 
 #[test]
 fn the_deployment_of_an_environment_job_is_adopted() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v1");
     clean_hosts();
@@ -909,7 +856,7 @@ fn the_deployment_of_an_environment_job_is_adopted() {
 
 #[test]
 fn a_read_only_token_degrades_to_a_warning() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(22) else { return };
     let _hosts = take_hosts();
     build_image("v1");
     clean_hosts();

@@ -17,66 +17,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::{buildkit_docker, git, ok, repo, sandbox, text};
+
 const SERVICE: &str = "dhow-e2e-build";
 const ADOPT_SERVICE: &str = "dhow-e2e-adopt";
 const BUILD_CANARY: &str = "canary-build-secret-4f9c1";
 /// The sandbox host these tests use (1-based, as `scripts/sandbox ssh` counts them).
 const HOST: usize = 13;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox build test (run \
-                 `scripts/sandbox up --min-hosts 13` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= HOST,
-        "the sandbox has fewer than {HOST} hosts: run `scripts/sandbox up --min-hosts {HOST}`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
 /// Runs `cmd` as `deploy` on the sandbox host.
 fn on_host(cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &HOST.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
+    common::on_host(HOST, cmd)
 }
 
 /// Both tests use the one host: they take turns, so neither races the other's `docker network
@@ -91,34 +43,6 @@ fn clean_host(service: &str) {
          kamal=$(docker network ls -q --filter name='^kamal$'); \
          if [ $(echo $kamal | wc -w) -gt 1 ]; then docker network rm $kamal >/dev/null 2>&1; fi; true"
     ));
-}
-
-/// A docker CLI that can build with `BuildKit` (for `RUN --mount=type=secret`): the one on
-/// PATH when its buildx plugin answers, else Debian's `/usr/bin/docker` (20.10, whose CLI embeds
-/// `BuildKit`) that `scripts/sandbox` installs with `docker.io`.
-fn buildkit_docker() -> PathBuf {
-    let answers = |program: &str, args: &[&str], buildkit: bool, needle: &str| {
-        let mut command = Command::new(program);
-        command.args(args);
-        if buildkit {
-            command.env("DOCKER_BUILDKIT", "1");
-        }
-        command
-            .output()
-            .is_ok_and(|output| output.status.success() && text(&output.stdout).contains(needle))
-    };
-    if answers("docker", &["buildx", "version"], false, "") {
-        return PathBuf::from("docker");
-    }
-    for candidate in ["/usr/bin/docker", "/usr/local/bin/docker"] {
-        if answers(candidate, &["build", "--help"], true, "--secret") {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!(
-        "no docker CLI here can build with BuildKit (no buildx plugin, no CLI with embedded \
-         BuildKit); scripts/sandbox installs docker.io, whose /usr/bin/docker has it"
-    );
 }
 
 struct App {
@@ -224,20 +148,6 @@ impl App {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    ok(&Command::new("git")
-        .args([
-            "-c",
-            "user.name=dhow test",
-            "-c",
-            "user.email=test@dhow.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git"));
-}
-
 /// The JSON events of a `--output json` run.
 fn events(stdout: &str) -> Vec<Value> {
     stdout
@@ -260,7 +170,7 @@ fn host_digest(image: &str) -> String {
 
 #[test]
 fn deploy_builds_from_the_git_clone_pushes_and_runs_each_version() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(HOST) else { return };
     let _turn = HOST_TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -367,7 +277,7 @@ fn deploy_builds_from_the_git_clone_pushes_and_runs_each_version() {
 
 #[test]
 fn deploy_adopts_an_image_built_elsewhere_by_digest() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(HOST) else { return };
     let _turn = HOST_TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);

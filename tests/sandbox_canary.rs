@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::{http_get, ok, push_proxy_image, repo, text};
+use common::{buildkit_docker, git, http_get, ok, push_proxy_image, repo, text};
 
 const SERVICE: &str = "dhow-e2e-canary";
 const ENV_CANARY: &str = "canary-e2e-env-7d3f0a";
@@ -44,48 +44,6 @@ fn in_container(container: &str, script: &str) -> String {
         .args(["exec", container, "sh", "-c", script])
         .output()
         .expect("docker exec"))
-}
-
-/// A docker CLI that can build with `BuildKit` (for `RUN --mount=type=secret`): the one on
-/// PATH when its buildx plugin answers, else Debian's `/usr/bin/docker` (20.10, whose CLI embeds
-/// `BuildKit`) that `scripts/sandbox` installs with `docker.io`.
-fn buildkit_docker() -> PathBuf {
-    let answers = |program: &str, args: &[&str], buildkit: bool, needle: &str| {
-        let mut command = Command::new(program);
-        command.args(args);
-        if buildkit {
-            command.env("DOCKER_BUILDKIT", "1");
-        }
-        command
-            .output()
-            .is_ok_and(|output| output.status.success() && text(&output.stdout).contains(needle))
-    };
-    if answers("docker", &["buildx", "version"], false, "") {
-        return PathBuf::from("docker");
-    }
-    for candidate in ["/usr/bin/docker", "/usr/local/bin/docker"] {
-        if answers(candidate, &["build", "--help"], true, "--secret") {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!(
-        "no docker CLI here can build with BuildKit (no buildx plugin, no CLI with embedded \
-         BuildKit); scripts/sandbox installs docker.io, whose /usr/bin/docker has it"
-    );
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    ok(&Command::new("git")
-        .args([
-            "-c",
-            "user.name=dhow test",
-            "-c",
-            "user.email=test@dhow.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git"));
 }
 
 /// Every hook records how it was called: its name and argv, then the names (never the values)

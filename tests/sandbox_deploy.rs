@@ -8,72 +8,18 @@
 //! through the proxy on 127.0.0.1. `DHOW_SANDBOX` points at `sandbox.json`; without it the tests
 //! fail under CI (`CI=true`) and print a notice otherwise.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::{http_get, ok, on_host, push_proxy_image, repo, sandbox, text};
+
 const SERVICE: &str = "dhow-e2e-deploy";
 const CANARY: &str = "canary-deploy-env-83b2e";
 /// Sandbox hosts used (1-based, as `scripts/sandbox ssh` counts them).
 const HOSTS: [usize; 2] = [5, 6];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox deploy test (run \
-                 `scripts/sandbox up --min-hosts 6` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= 6,
-        "the sandbox has fewer than 6 hosts: run `scripts/sandbox up --min-hosts 6`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
-fn on_host(index: usize, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
-}
 
 fn build_image(version: &str) {
     let output = Command::new(repo().join("scripts/sandbox"))
@@ -200,7 +146,7 @@ fn clean_hosts() {
 
 #[test]
 fn workers_only_deploy_v1_then_v2() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(6) else { return };
     build_image("v1");
     build_image("v2");
     clean_hosts();
@@ -343,44 +289,10 @@ fn check_v2(index: usize) {
 const WEB_SERVICE: &str = "dhow-e2e-web";
 /// Sandbox hosts of the web test (1-based): both run `web`, the second also `workers`.
 const WEB_HOSTS: [usize; 2] = [8, 9];
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
-
-/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
-/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(&Command::new(repo().join("scripts/build-proxy-image"))
-            .output()
-            .expect("scripts/build-proxy-image"));
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(&Command::new("docker")
-        .args(["tag", PROXY_IMAGE, &target])
-        .output()
-        .expect("docker tag"));
-    ok(&Command::new("docker")
-        .args(["push", "-q", &target])
-        .output()
-        .expect("docker push"));
-}
-
-fn http_get(port: &str, path: &str) -> String {
-    let output = Command::new("curl")
-        .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}{path}")])
-        .output()
-        .expect("curl");
-    text(&output.stdout)
-}
 
 #[test]
 fn web_behind_the_proxy_and_a_worker_v1_then_v2() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(6) else { return };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")

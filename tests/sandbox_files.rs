@@ -12,74 +12,25 @@
 //! notice otherwise.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
+
+mod common;
+use common::{ok, push_proxy_image, repo, sandbox, text};
 
 const SERVICE: &str = "dhow-e2e-files";
 /// The sandbox host of this test (1-based, as `scripts/sandbox ssh` counts them).
 const HOST: usize = 28;
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const TLS_HOST: &str = "files.dhow.test";
 const PAGE_503: &str = "<html><body>files test: down for maintenance</body></html>\n";
 
 /// Both tests use the one host: they take turns.
 static HOST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox files test (run \
-                 `scripts/sandbox up --min-hosts {HOST}` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= HOST,
-        "the sandbox has fewer than {HOST} hosts: run `scripts/sandbox up --min-hosts {HOST}`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
 /// Runs `cmd` as root on the test's host, in root's home (where the deploys write `.kamal`).
 fn on_host(cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &HOST.to_string(), "root", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
+    common::on_host_as(HOST, "root", cmd)
 }
 
 fn clean_host() {
@@ -89,31 +40,6 @@ fn clean_host() {
          docker volume rm kamal-proxy-config >/dev/null 2>&1; \
          rm -rf .kamal/apps/{SERVICE} .kamal/proxy .kamal/{SERVICE}-audit.log .kamal/lock-{SERVICE}; true"
     ));
-}
-
-/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
-/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(&Command::new(repo().join("scripts/build-proxy-image"))
-            .output()
-            .expect("scripts/build-proxy-image"));
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(&Command::new("docker")
-        .args(["tag", PROXY_IMAGE, &target])
-        .output()
-        .expect("docker tag"));
-    ok(&Command::new("docker")
-        .args(["push", "-q", &target])
-        .output()
-        .expect("docker push"));
 }
 
 /// The web test image of `version` (`scripts/sandbox image --kind web`) with assets added in
@@ -334,7 +260,7 @@ fn check_assets_after_v2() {
 
 #[test]
 fn assets_error_pages_and_certificate_around_two_deploys() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(HOST) else { return };
     let _turn = HOST_TURN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -463,7 +389,7 @@ fn kamal_bin() -> Option<PathBuf> {
 /// key dhow made private (Kamal's upload over an existing file keeps its owner and mode).
 #[test]
 fn kamal_and_dhow_take_turns_with_the_same_files() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(HOST) else { return };
     let Some(kamal) = kamal_bin() else { return };
     let _turn = HOST_TURN
         .lock()

@@ -10,10 +10,12 @@
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
 //! print a notice otherwise.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+mod common;
+use common::{PROXY_IMAGE, http, http_when_up, ok, on_host, push_proxy_image, repo, sandbox, text};
 
 const SERVICE: &str = "dhow-e2e-groups";
 const PROXY_SERVICE: &str = "dhow-e2e-proxygroup";
@@ -21,126 +23,12 @@ const PROXY_SERVICE: &str = "dhow-e2e-proxygroup";
 const HOSTS: [usize; 2] = [19, 20];
 /// Sandbox host of the proxy group test.
 const PROXY_HOST: usize = 12;
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox command-group tests (run \
-                 `scripts/sandbox up --min-hosts 20` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= 20,
-        "the sandbox has fewer than 20 hosts: run `scripts/sandbox up --min-hosts 20`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
-fn on_host(index: usize, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
-}
 
 fn build_image(service: &str, version: &str) {
     ok(&Command::new(repo().join("scripts/sandbox"))
         .args(["image", service, version, "--kind", "web", "--push"])
         .output()
         .expect("scripts/sandbox image"));
-}
-
-/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
-/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`.
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(&Command::new(repo().join("scripts/build-proxy-image"))
-            .output()
-            .expect("scripts/build-proxy-image"));
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(&Command::new("docker")
-        .args(["tag", PROXY_IMAGE, &target])
-        .output()
-        .expect("docker tag"));
-    ok(&Command::new("docker")
-        .args(["push", "-q", &target])
-        .output()
-        .expect("docker push"));
-}
-
-/// `(status, body)` of `GET http://127.0.0.1:<port><path>` (status 0 when nothing answers).
-fn http(port: &str, path: &str) -> (u16, String) {
-    let output = Command::new("curl")
-        .args([
-            "-s",
-            "-m",
-            "5",
-            "-w",
-            "\n%{http_code}",
-            &format!("http://127.0.0.1:{port}{path}"),
-        ])
-        .output()
-        .expect("curl");
-    let out = text(&output.stdout);
-    let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// `GET path` once the proxy answers: a started or rebooted proxy container takes a moment to
-/// restore its state and bind its ports. Bounded: 50 tries, 200 ms apart.
-fn http_when_up(port: &str, path: &str) -> (u16, String) {
-    let mut last = (0, String::new());
-    for _ in 0..50 {
-        last = http(port, path);
-        if last.0 != 0 {
-            return last;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    last
 }
 
 struct App {
@@ -252,7 +140,7 @@ fn port(json: &Value, index: usize) -> String {
     reason = "one scenario: the app group on a deployed app, in order"
 )]
 fn app_prune_registry_and_audit_groups() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(20) else { return };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")
@@ -476,7 +364,7 @@ fn app_prune_registry_and_audit_groups() {
 
 #[test]
 fn proxy_group_on_one_host() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(20) else { return };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")

@@ -22,12 +22,15 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{PROXY_IMAGE, ok_for, on_host, push_proxy_image, repo, sandbox, skip, text};
 
 /// The sandbox host of the drop-in test (1-based).
 const DROP_IN_HOST: usize = 23;
@@ -35,48 +38,9 @@ const DROP_IN_HOST: usize = 23;
 const INTEROP_HOST: usize = 24;
 /// The interop test deploys to a destination, so names, paths and audit lines carry it.
 const DESTINATION: Option<&str> = Some("staging");
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const KAMAL_VERSION: &str = "2.11.0";
 /// An env secret with every character class the env-file escaping treats specially.
 const CANARY: &str = "canary-kamal-5c1d \"q\" $HOME ${HOME} \\ # é `x`";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `None` (and a notice) when the test cannot run here; a panic under CI.
-fn skip<T>(what: &str) -> Option<T> {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{what} under CI: scripts/test brings up the sandbox and installs Kamal \
-         (scripts/kamal-expected --install-only)"
-    );
-    #[expect(
-        clippy::print_stderr,
-        reason = "the notice says why nothing was checked"
-    )]
-    {
-        eprintln!("notice: {what}; skipping the Kamal side-by-side test");
-    }
-    None
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        return skip(
-            "DHOW_SANDBOX is not set (run `scripts/sandbox up --min-hosts 24` and source \
-             .sandbox/sandbox.env)",
-        );
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= INTEROP_HOST,
-        "the sandbox has fewer than {INTEROP_HOST} hosts: run `scripts/sandbox up --min-hosts 26`"
-    );
-    Some(json)
-}
 
 /// Kamal's binary: `DHOW_KAMAL`, else where `scripts/kamal-expected --install-only` puts it.
 fn kamal_bin() -> Option<PathBuf> {
@@ -100,70 +64,12 @@ fn kamal_bin() -> Option<PathBuf> {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(what: &str, output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `deploy` on sandbox host `index` (1-based).
-fn on_host(index: usize, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&format!("on host {index}: {cmd}"), &output)
-}
-
 fn build_image(service: &str, version: &str) {
     let output = Command::new(repo().join("scripts/sandbox"))
         .args(["image", service, version, "--kind", "web", "--push"])
         .output()
         .expect("scripts/sandbox image");
-    ok("scripts/sandbox image", &output);
-}
-
-/// Pushes the proxy image (built by `scripts/build-proxy-image` when missing) to the sandbox
-/// registry as `<registry>/dhow/kamal-proxy:v0.9.2`, where the hosts pull it from.
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(
-            "scripts/build-proxy-image",
-            &Command::new(repo().join("scripts/build-proxy-image"))
-                .output()
-                .expect("scripts/build-proxy-image"),
-        );
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(
-        "docker tag",
-        &Command::new("docker")
-            .args(["tag", PROXY_IMAGE, &target])
-            .output()
-            .expect("docker tag"),
-    );
-    ok(
-        "docker push",
-        &Command::new("docker")
-            .args(["push", "-q", &target])
-            .output()
-            .expect("docker push"),
-    );
+    ok_for("scripts/sandbox image", &output);
 }
 
 /// Removes everything a Kamal or dhow deploy leaves on host `index`: the app's containers and
@@ -264,7 +170,7 @@ impl Project {
         );
         let hook_path = root.join(".kamal/hooks/pre-deploy");
         std::fs::write(&hook_path, hook).expect("hook");
-        ok(
+        ok_for(
             "chmod",
             &Command::new("chmod")
                 .args(["755"])
@@ -289,7 +195,7 @@ impl Project {
             &["commit", "-q", "-m", "app"],
         ] {
             let output = project.git().args(args).output().expect("git");
-            ok("git", &output);
+            ok_for("git", &output);
         }
         project
     }
@@ -338,7 +244,7 @@ impl Project {
             .stdin(Stdio::null())
             .output()
             .expect("run kamal");
-        ok(&format!("kamal deploy {version}"), &output)
+        ok_for(&format!("kamal deploy {version}"), &output)
     }
 
     /// `dhow deploy --skip-push` of `version`.
@@ -358,7 +264,7 @@ impl Project {
             .stdin(Stdio::null())
             .output()
             .expect("run dhow");
-        let out = ok(&format!("dhow deploy {version}"), &output);
+        let out = ok_for(&format!("dhow deploy {version}"), &output);
         let all = out.clone() + &text(&output.stderr);
         assert!(
             !all.contains("canary-kamal-5c1d"),
@@ -553,7 +459,9 @@ fn get_version(addr: SocketAddr) -> Result<(u16, String), String> {
 
 #[test]
 fn kamal_deploys_through_the_dhow_proxy_without_downtime() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(INTEROP_HOST) else {
+        return;
+    };
     let Some(kamal) = kamal_bin() else { return };
     let service = "dhow-kamal-dropin";
     let registry = json["registry"]["from_hosts"].as_str().expect("registry");
@@ -637,7 +545,9 @@ fn kamal_deploys_through_the_dhow_proxy_without_downtime() {
 
 #[test]
 fn kamal_then_dhow_then_kamal_leave_the_host_as_kamal_alone_does() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(INTEROP_HOST) else {
+        return;
+    };
     let Some(kamal) = kamal_bin() else { return };
     let service = "dhow-kamal-interop";
     let registry = json["registry"]["from_hosts"].as_str().expect("registry");

@@ -10,10 +10,13 @@
 //! container. `DHOW_SANDBOX` points at `sandbox.json`; without it the test fails under CI
 //! (`CI=true`) and prints a notice otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+mod common;
+use common::{git, ok, on_host, on_host_as, repo, sandbox, text};
 
 const SERVICE: &str = "dhow-e2e-localreg";
 /// The local registry's port (no other test uses it).
@@ -23,66 +26,6 @@ const HOSTS: [usize; 2] = [29, 30];
 /// The host whose dockerd gets a registry mirror (it seeds the mirror: it pulls first).
 const MIRROR_HOST: usize = 30;
 const REGISTRY_CONTAINER: &str = "kamal-docker-registry";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox local registry test (run \
-                 `scripts/sandbox up --min-hosts 30` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= 30,
-        "the sandbox has fewer than 30 hosts: run `scripts/sandbox up --min-hosts 30`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-/// Runs `cmd` as `user` on sandbox host `index` (1-based).
-fn on_host_as(index: usize, user: &str, cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), user, cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
-}
-
-fn on_host(index: usize, cmd: &str) -> String {
-    on_host_as(index, "deploy", cmd)
-}
 
 /// Runs a shell command here.
 fn local(cmd: &str) -> String {
@@ -272,20 +215,6 @@ impl App {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    ok(&Command::new("git")
-        .args([
-            "-c",
-            "user.name=dhow test",
-            "-c",
-            "user.email=test@dhow.invalid",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git"));
-}
-
 /// What the host's `127.0.0.1:PORT` answers for the registry API (`000`: nothing listens).
 fn registry_from_host(index: usize) -> String {
     on_host(
@@ -332,7 +261,7 @@ fn check_build_dev(app: &App) {
 
 #[test]
 fn local_registry_setup_build_dev_deploy_through_forwarded_port_and_remove() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(30) else { return };
     build_registry_image();
     clean_local();
     clean_hosts();

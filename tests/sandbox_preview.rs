@@ -12,52 +12,25 @@ use std::process::{Command, Output, Stdio};
 use dhow_test_support::github::{FakeGitHub, PullSeed};
 use serde_json::Value;
 
+mod common;
+use common::{push_proxy_image, repo, sandbox, text};
+
 const SERVICE: &str = "dhow-e2e-preview";
 const HOSTS: [usize; 2] = [25, 26];
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const TOKEN: &str = "ghs_previewCanaryToken0123456789";
 const CANARY: &str = "preview-env-canary-6c1f";
 const OWNER: &str = "Codertocat";
 const REPO: &str = "Hello-World";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!("notice: DHOW_SANDBOX is not set; skipping the sandbox preview test");
-        }
-        return None;
-    };
-    let json: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("sandbox.json")).expect("json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= 26,
-        "the sandbox has fewer than 26 hosts: run `scripts/sandbox up --min-hosts 26`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
+/// Stdout and stderr of a command that must have succeeded (notices go to stderr).
 fn ok(output: &Output) -> String {
     let all = text(&output.stdout) + &text(&output.stderr);
     assert!(output.status.success(), "failed:\n{all}");
     all
 }
 
+/// The stdout of `cmd` as `deploy` on host `index`; a failure gives what it printed (the
+/// cleanup's commands may find nothing to remove).
 fn on_host(index: usize, cmd: &str) -> String {
     let output = Command::new(repo().join("scripts/sandbox"))
         .args(["ssh", &index.to_string(), "deploy", cmd])
@@ -80,29 +53,6 @@ fn image(version: &str, service: &str) {
         ])
         .output()
         .expect("scripts/sandbox image"));
-}
-
-fn push_proxy_image(registry: &str) {
-    let present = Command::new("docker")
-        .args(["image", "inspect", PROXY_IMAGE])
-        .output()
-        .expect("docker image inspect")
-        .status
-        .success();
-    if !present {
-        ok(&Command::new(repo().join("scripts/build-proxy-image"))
-            .output()
-            .expect("scripts/build-proxy-image"));
-    }
-    let target = format!("{registry}/{PROXY_IMAGE}");
-    ok(&Command::new("docker")
-        .args(["tag", PROXY_IMAGE, &target])
-        .output()
-        .expect("docker tag"));
-    ok(&Command::new("docker")
-        .args(["push", "-q", &target])
-        .output()
-        .expect("docker push"));
 }
 
 /// `GET /version` through host `index`'s published HTTP port with `Host: host`.
@@ -245,7 +195,7 @@ fn clean(index: usize) {
 #[test]
 #[expect(clippy::too_many_lines, reason = "one story, step by step")]
 fn previews_live_beside_production_and_leave_nothing_behind() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(26) else { return };
     let registry = json["registry"]["from_hosts"]
         .as_str()
         .expect("registry")

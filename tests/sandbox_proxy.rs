@@ -14,7 +14,6 @@
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the tests fail under CI (`CI=true`) and
 //! print a notice otherwise. Each test cleans its host at the start and at the end.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -26,9 +25,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+mod common;
+use common::{PROXY_IMAGE, ok, repo, sandbox, text};
+
 const ZERO_DOWNTIME_HOST: usize = 10;
 const RESTART_HOST: usize = 11;
-const PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 const APP: &str = "dhow-proxy-app";
 /// Versions the zero-downtime test switches through (v1 first, then five switches, one bad).
 const VERSIONS: [&str; 5] = ["v1", "v2", "v3", "v4", "v5"];
@@ -38,52 +39,6 @@ const MAX_REQUESTS: usize = 60_000;
 const MAX_LOAD: Duration = Duration::from_secs(240);
 const RATE_PER_SECOND: u64 = 400;
 const WORKERS: usize = 48;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the sandbox proxy tests (run \
-                 `scripts/sandbox up --min-hosts 11` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path).expect("sandbox.json");
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= RESTART_HOST,
-        "the sandbox has fewer than {RESTART_HOST} hosts: run `scripts/sandbox up --min-hosts 26`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
 
 /// One sandbox host, reached with plain `ssh` and the sandbox's config (keys, `known_hosts`).
 struct Host {
@@ -423,7 +378,9 @@ fn refused_switch(host: &Host, images: &Images) -> Switch {
 
 #[test]
 fn zero_downtime_switches_under_constant_load() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(RESTART_HOST) else {
+        return;
+    };
     let host = Host::new(&json, ZERO_DOWNTIME_HOST);
     let images = images(&json);
     let prefix = "zd";
@@ -597,7 +554,9 @@ fn assert_routes(host: &Host, ca: &std::path::Path, when: &str) {
 
 #[test]
 fn restart_keeps_every_service_from_the_state_file() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(RESTART_HOST) else {
+        return;
+    };
     let host = Host::new(&json, RESTART_HOST);
     let images = images(&json);
     let prefix = "rs";

@@ -9,10 +9,12 @@
 //! `DHOW_SANDBOX` points at `sandbox.json`; without it the test fails under CI (`CI=true`) and
 //! prints a notice otherwise.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+
+mod common;
+use common::{http_when_up, ok, repo, sandbox, text};
 
 const SERVICE: &str = "dhow-e2e-proxyimage";
 /// The sandbox host of this test (1-based).
@@ -24,60 +26,9 @@ const BUILT_PROXY_IMAGE: &str = "dhow/kamal-proxy:v0.9.2";
 /// An image no registry and no docker has.
 const MISSING_PROXY_IMAGE: &str = "ghcr.io/dhow-deploy/no-such-proxy:v0.9.2";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sandbox() -> Option<Value> {
-    let Some(path) = std::env::var_os("DHOW_SANDBOX").filter(|p| !p.is_empty()) else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "DHOW_SANDBOX is not set under CI: scripts/test runs `scripts/sandbox up` and exports it"
-        );
-        #[expect(
-            clippy::print_stderr,
-            reason = "the notice says why nothing was checked"
-        )]
-        {
-            eprintln!(
-                "notice: DHOW_SANDBOX is not set; skipping the proxy image test (run \
-                 `scripts/sandbox up --min-hosts {HOST}` and source .sandbox/sandbox.env)"
-            );
-        }
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", Path::new(&path).display()));
-    let json: Value = serde_json::from_str(&text).expect("sandbox.json");
-    assert!(
-        json["hosts"].as_array().map_or(0, Vec::len) >= HOST,
-        "the sandbox has fewer than {HOST} hosts: run `scripts/sandbox up --min-hosts {HOST}`"
-    );
-    Some(json)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
 /// Runs `cmd` as `deploy` on the test's host.
 fn on_host(cmd: &str) -> String {
-    let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &HOST.to_string(), "deploy", cmd])
-        .output()
-        .expect("scripts/sandbox ssh");
-    ok(&output)
+    common::on_host(HOST, cmd)
 }
 
 /// No proxy, no proxy image, no app container or image, no `.kamal` state on the host.
@@ -117,33 +68,6 @@ fn local_default_proxy_image() {
             .expect("scripts/build-proxy-image"));
     }
     assert!(present(DEFAULT_PROXY_IMAGE), "{DEFAULT_PROXY_IMAGE} here");
-}
-
-/// `GET path` on 127.0.0.1:`port` once something answers (a new proxy restores its state and
-/// binds its ports first). Bounded: 50 tries, 200 ms apart.
-fn http_when_up(port: &str, path: &str) -> (u16, String) {
-    let mut last = (0, String::new());
-    for _ in 0..50 {
-        let output = Command::new("curl")
-            .args([
-                "-s",
-                "-m",
-                "5",
-                "-w",
-                "\n%{http_code}",
-                &format!("http://127.0.0.1:{port}{path}"),
-            ])
-            .output()
-            .expect("curl");
-        let out = text(&output.stdout);
-        let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
-        last = (code.trim().parse().unwrap_or(0), body.to_owned());
-        if last.0 != 0 {
-            return last;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    last
 }
 
 struct App {
@@ -210,7 +134,7 @@ impl App {
 
 #[test]
 fn the_default_proxy_image_is_sent_to_a_host_that_cannot_pull_it() {
-    let Some(json) = sandbox() else { return };
+    let Some(json) = sandbox(HOST) else { return };
     local_default_proxy_image();
     for version in ["v1", "v2"] {
         ok(&Command::new(repo().join("scripts/sandbox"))

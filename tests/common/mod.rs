@@ -74,11 +74,16 @@ pub fn ok_for(what: &str, output: &Output) -> String {
 
 /// Runs `cmd` as `deploy` on sandbox host `index` (1-based); it must succeed.
 pub fn on_host(index: usize, cmd: &str) -> String {
+    on_host_as(index, "deploy", cmd)
+}
+
+/// Runs `cmd` as `user` on sandbox host `index` (1-based); it must succeed.
+pub fn on_host_as(index: usize, user: &str, cmd: &str) -> String {
     let output = Command::new(repo().join("scripts/sandbox"))
-        .args(["ssh", &index.to_string(), "deploy", cmd])
+        .args(["ssh", &index.to_string(), user, cmd])
         .output()
         .expect("scripts/sandbox ssh");
-    ok_for(&format!("on host {index}: {cmd}"), &output)
+    ok_for(&format!("on host {index} as {user}: {cmd}"), &output)
 }
 
 /// Builds a test image with `scripts/sandbox image SERVICE VERSION --kind KIND --push` and
@@ -160,4 +165,47 @@ pub fn http_when_up(port: &str, path: &str) -> (u16, String) {
         std::thread::sleep(Duration::from_millis(200));
     }
     last
+}
+
+/// A docker CLI that can build with `BuildKit` (for `RUN --mount=type=secret`): the one on
+/// PATH when its buildx plugin answers, else Debian's `/usr/bin/docker` (20.10, whose CLI embeds
+/// `BuildKit`) that `scripts/sandbox` installs with `docker.io`.
+pub fn buildkit_docker() -> PathBuf {
+    let answers = |program: &str, args: &[&str], buildkit: bool, needle: &str| {
+        let mut command = Command::new(program);
+        command.args(args);
+        if buildkit {
+            command.env("DOCKER_BUILDKIT", "1");
+        }
+        command
+            .output()
+            .is_ok_and(|output| output.status.success() && text(&output.stdout).contains(needle))
+    };
+    if answers("docker", &["buildx", "version"], false, "") {
+        return PathBuf::from("docker");
+    }
+    for candidate in ["/usr/bin/docker", "/usr/local/bin/docker"] {
+        if answers(candidate, &["build", "--help"], true, "--secret") {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!(
+        "no docker CLI here can build with BuildKit (no buildx plugin, no CLI with embedded \
+         BuildKit); scripts/sandbox installs docker.io, whose /usr/bin/docker has it"
+    );
+}
+
+/// Runs `git ARGS` in `dir` as a fixed test identity; it must succeed.
+pub fn git(dir: &Path, args: &[&str]) {
+    ok(&Command::new("git")
+        .args([
+            "-c",
+            "user.name=dhow test",
+            "-c",
+            "user.email=test@dhow.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git"));
 }
