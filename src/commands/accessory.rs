@@ -6,25 +6,20 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use dhow_core::Secret;
 use dhow_core::cmd::{Command, for_log};
 use dhow_core::config::{self, Config, Credential, Registry};
 use dhow_core::docker::accessory::{self as builders, Accessory, LogOptions};
 use dhow_core::docker::{audit, lock::LockDetails};
-use dhow_core::event::Event;
-use dhow_core::plan::Plan;
 use dhow_core::plan::accessory::{self, AccessoryInput, Credentials, Operation};
 use dhow_remote::{Pool, RemoteCommand, Transport};
 
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::cli::{AccessoryCommand, AccessoryLogsArgs, GlobalArgs};
-use crate::deploy::{DeployError, Executor};
 use crate::error::Error;
 use crate::printer::{Printer, Verbosity};
-use crate::reporter::{self, Format, Reporter};
 use crate::{facts, hosts, settings};
 
 pub fn run(command: AccessoryCommand, global: &GlobalArgs, printer: Printer) -> Result<(), Error> {
@@ -370,7 +365,13 @@ fn change(
             accessory::all_accessory_hosts(&run.config, &run.selection).join(",")
         ));
     }
-    execute(&run, &plan, &format!("accessory {}", operation.name()))?;
+    super::groups::run_plan(
+        &run,
+        &format!("accessory {}", operation.name()),
+        &accessory::stage_hosts(&plan),
+        &plan,
+        None,
+    )?;
     if let Operation::Upgrade { .. } = operation {
         printer.info(&format!(
             "Upgraded {name} accessories on {}...",
@@ -378,83 +379,6 @@ fn change(
         ));
     }
     Ok(())
-}
-
-/// Runs `plan` over the hosts with terminal progress.
-fn execute(run: &Run, plan: &Plan, command: &str) -> Result<(), Error> {
-    let printer = run.printer;
-    let reporter: Mutex<Box<dyn Reporter>> =
-        Mutex::new(reporter::for_format(Format::Text, printer));
-    let emit = |event: Event| {
-        if let Ok(mut reporter) = reporter.lock() {
-            reporter.report(&event);
-        }
-    };
-    run.pre_connect()?;
-    let pool = run.pool()?;
-    let started = Instant::now();
-    emit(Event::RunStarted {
-        command: command.to_owned(),
-        hosts: accessory::stage_hosts(plan),
-    });
-    let runtime = runtime()?;
-    let result = runtime.block_on(async {
-        let cancel = cancel_on_signals();
-        let mut sessions = BTreeMap::new();
-        let mut failures = Vec::new();
-        for (host, session) in pool.connect_all(&plan.hosts).await {
-            match session {
-                Ok(session) => {
-                    sessions.insert(host, session);
-                }
-                Err(error) => failures.push(format!("  {host}: {error}")),
-            }
-        }
-        let result = if failures.is_empty() {
-            let executor = Executor {
-                sessions: &sessions,
-                emit: &emit,
-                cancel: &cancel,
-                after_lock: None,
-                hook: None,
-                ci: None,
-                before_release: None,
-                lock_wait: None,
-                lock_poll: super::lifecycle::LOCK_POLL,
-                local_images: Some(&crate::local::LocalDocker),
-            };
-            executor.run(plan).await.map_err(|error| match error {
-                DeployError::LockHeld { details } => {
-                    if !details.is_empty() {
-                        printer.data(&details);
-                    }
-                    Error::LockHeld
-                }
-                error => Error::Failed {
-                    message: error.to_string(),
-                },
-            })
-        } else {
-            Err(Error::Failed {
-                message: format!(
-                    "could not connect to {} of {} hosts:\n{}",
-                    failures.len(),
-                    plan.hosts.len(),
-                    failures.join("\n")
-                ),
-            })
-        };
-        pool.close().await;
-        result
-    });
-    run.report_learned(&pool);
-    let succeeded = result.is_ok();
-    emit(Event::RunFinished {
-        succeeded,
-        elapsed: started.elapsed(),
-        timings: result.as_ref().map(Clone::clone).unwrap_or_default(),
-    });
-    result.map(|_| ())
 }
 
 /// Runs `build(accessory, host)` on every selected host of each accessory (in parallel per

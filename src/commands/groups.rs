@@ -304,11 +304,25 @@ pub fn execute(
     dry_run: bool,
     hooks: Option<StageHooks>,
 ) -> Result<(), Error> {
-    let printer = run.printer;
     if dry_run {
-        printer.data(render_plan(title, plan).trim_end());
+        run.printer.data(render_plan(title, plan).trim_end());
         return Ok(());
     }
+    run_plan(run, title, &plan.hosts, plan, hooks)
+}
+
+/// Runs `plan` under its lock with the deploy executor and a terminal reporter that announces
+/// `command` on `shown_hosts` and ends with the timing breakdown; connects to every host of the
+/// plan (and the lock's primary) first and reports every host it cannot reach; maps a held
+/// lock to exit code 7.
+pub fn run_plan(
+    run: &Run,
+    command: &str,
+    shown_hosts: &[String],
+    plan: &Plan,
+    hooks: Option<StageHooks>,
+) -> Result<(), Error> {
+    let printer = run.printer;
     let reporter: Mutex<Box<dyn Reporter>> =
         Mutex::new(reporter::for_format(Format::Text, printer));
     let emit = |event: Event| {
@@ -320,8 +334,8 @@ pub fn execute(
     let pool = run.pool()?;
     let started = Instant::now();
     emit(Event::RunStarted {
-        command: title.to_owned(),
-        hosts: plan.hosts.clone(),
+        command: command.to_owned(),
+        hosts: shown_hosts.to_vec(),
     });
     let hook = |name: &str, hosts: &[String]| -> Result<(), String> {
         let Some(names) = hooks else {
@@ -367,21 +381,17 @@ pub fn execute(
                 lock_poll: super::lifecycle::LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
             };
-            executor
-                .run(plan)
-                .await
-                .map(|_| ())
-                .map_err(|error| match error {
-                    DeployError::LockHeld { details } => {
-                        if !details.is_empty() {
-                            printer.data(&details);
-                        }
-                        Error::LockHeld
+            executor.run(plan).await.map_err(|error| match error {
+                DeployError::LockHeld { details } => {
+                    if !details.is_empty() {
+                        printer.data(&details);
                     }
-                    error => Error::Failed {
-                        message: error.to_string(),
-                    },
-                })
+                    Error::LockHeld
+                }
+                error => Error::Failed {
+                    message: error.to_string(),
+                },
+            })
         } else {
             Err(Error::Failed {
                 message: format!(
@@ -399,9 +409,9 @@ pub fn execute(
     emit(Event::RunFinished {
         succeeded: result.is_ok(),
         elapsed: started.elapsed(),
-        timings: Vec::new(),
+        timings: result.as_ref().map(Clone::clone).unwrap_or_default(),
     });
-    result
+    result.map(|_| ())
 }
 
 /// The registry user and password of the configuration, resolved from the secrets (or the
