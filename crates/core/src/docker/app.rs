@@ -772,7 +772,7 @@ pub fn list_service_containers(config: &Config) -> Command {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -781,7 +781,8 @@ mod tests {
 
     const BASE: &str = "service: app\nimage: dhh/app\nregistry: {username: u, password: p}\nbuilder: {arch: amd64}\n";
 
-    fn load(extra: &str, destination: Option<(&str, &str)>) -> Config {
+    /// Kamal's test app (`dhh/app`) with `extra` YAML, optionally with a destination file.
+    pub(crate) fn load(extra: &str, destination: Option<(&str, &str)>) -> Config {
         let env = BTreeMap::new();
         let text = format!("{BASE}{extra}");
         let input = LoadInput {
@@ -806,7 +807,7 @@ mod tests {
         crate::config::load(&input).expect("valid config")
     }
 
-    fn app<'a>(config: &'a Config, role: &str, version: &'a str) -> App<'a> {
+    pub(crate) fn app<'a>(config: &'a Config, role: &str, version: &'a str) -> App<'a> {
         App::new(config, config.role(role).expect("role"), version)
     }
 

@@ -271,42 +271,9 @@ impl App<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::cmd::for_exec;
-    use crate::config::{LoadInput, NoTemplates, SourceFile};
-
-    const BASE: &str = "service: app\nimage: dhh/app\nregistry: {username: u, password: p}\nbuilder: {arch: amd64}\n";
-
-    fn load(extra: &str, destination: Option<(&str, &str)>) -> Config {
-        let env = BTreeMap::new();
-        let text = format!("{BASE}{extra}");
-        let input = LoadInput {
-            base: SourceFile {
-                name: "config/deploy.yml",
-                text: Some(&text),
-            },
-            destination: destination.map(|(name, text)| {
-                (
-                    name,
-                    SourceFile {
-                        name: "config/deploy.dest.yml",
-                        text: Some(text),
-                    },
-                )
-            }),
-            env: &env,
-            running_version: "2.11.0",
-            local_arch: Some("amd64"),
-            renderer: &NoTemplates,
-        };
-        crate::config::load(&input).expect("valid config")
-    }
-
-    fn app<'a>(config: &'a Config, role: &str, version: &'a str) -> App<'a> {
-        App::new(config, config.role(role).expect("role"), version)
-    }
+    use crate::docker::app::tests::{app, load};
 
     const ASSETS: &str = "servers: [1.1.1.1]\nasset_path: /public/assets\n";
 
