@@ -766,13 +766,13 @@ fn proxy_stage(input: &DeployInput<'_>, parts: &Parts<'_>, logged_in: &[String])
                     steps.push(Step::new(
                         "proxy image",
                         Action::EnsureProxyImage(ProxyImage::new(
-                            config.proxy.run().as_ref(),
+                            config.proxy_run(host).as_ref(),
                             true,
                         )),
                     ));
                     steps.push(Step::new(
                         "proxy start",
-                        Action::Run(proxy::start_or_run(config.proxy.run().as_ref())),
+                        Action::Run(proxy::start_or_run(config.proxy_run(host).as_ref())),
                     ));
                 }
                 host_steps(host, steps)

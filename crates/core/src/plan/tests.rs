@@ -672,3 +672,46 @@ fn pull_stage_probes_mirrors_on_many_hosts_and_forwards_a_local_registry() {
         );
     }
 }
+
+#[test]
+fn proxy_boot_takes_each_hosts_own_proxy_run() {
+    let text = "service: app
+image: ci/app
+registry: {server: 172.17.0.1:5000, username: ci, password: [KAMAL_REGISTRY_PASSWORD]}
+builder: {arch: amd64}
+servers:
+  web: [10.0.0.1]
+  api:
+    hosts: [10.0.0.3]
+    proxy:
+      host: api.example.com
+      run: {http_port: 8081, https_port: 8444}
+proxy:
+  host: example.com
+  run: {http_port: 8080}
+";
+    let plan = plan_for(text);
+    let start = |host: &str| {
+        plan.before_lock
+            .iter()
+            .chain(&plan.checks)
+            .chain(&plan.locked)
+            .flat_map(|stage| &stage.hosts)
+            .filter(|h| h.host == host)
+            .flat_map(|h| &h.steps)
+            .find_map(|step| match &step.action {
+                Action::Run(command) if step.label == "proxy start" => {
+                    Some(crate::cmd::for_log(command))
+                }
+                _ => None,
+            })
+            .expect("a proxy start step")
+    };
+    let web = start("10.0.0.1");
+    assert!(web.contains("--publish 8080:80 --publish 443:443"), "{web}");
+    let api = start("10.0.0.3");
+    assert!(
+        api.contains("--publish 8081:80 --publish 8444:443"),
+        "{api}"
+    );
+}
