@@ -21,6 +21,9 @@ pub enum ExitCode {
     HostKey = 6,
     /// The deploy lock is held by someone else.
     Locked = 7,
+    /// SIGINT or SIGTERM stopped the run (after releasing the lock and writing an audit line);
+    /// 128 + SIGINT, as a shell reports an interrupted command.
+    Interrupted = 130,
 }
 
 impl ExitCode {
@@ -36,17 +39,18 @@ impl ExitCode {
         match error {
             dhow_remote::ConnectError::HostKey(_) => Self::HostKey,
             dhow_remote::ConnectError::Jump { source, .. } => Self::of_connect(source),
-            dhow_remote::ConnectError::Cancelled { .. } => Self::Failure,
+            dhow_remote::ConnectError::Cancelled { .. } => Self::Interrupted,
             _ => Self::Ssh,
         }
     }
 
-    /// The most specific code of several failures: a host key beats a connection, which beats
-    /// a command failure.
+    /// The most specific code of several failures: an interruption beats a host key, which
+    /// beats a connection, which beats a command failure.
     pub fn most_specific(codes: impl IntoIterator<Item = Self>) -> Self {
         codes
             .into_iter()
             .max_by_key(|code| match code {
+                Self::Interrupted => 4,
                 Self::HostKey => 3,
                 Self::Ssh => 2,
                 _ => 1,
@@ -104,6 +108,10 @@ pub enum Error {
     #[error("Deploy lock found. Run 'dhow lock help' for more information")]
     LockHeld,
 
+    /// SIGINT or SIGTERM stopped the run; the message says what was cleaned up.
+    #[error("{message}")]
+    Interrupted { message: String },
+
     #[error("Hook `{hook}` failed:\n{output}")]
     Hook { hook: String, output: String },
 
@@ -149,6 +157,7 @@ impl Error {
                     .map(|failure| ExitCode::of_remote(&failure.error)),
             ),
             Error::LockHeld => ExitCode::Locked,
+            Error::Interrupted { .. } => ExitCode::Interrupted,
             Error::CheckFailed { code, .. } => *code,
         }
     }
@@ -180,6 +189,10 @@ impl Error {
             Error::LockHeld => Some(
                 "wait for the other run to finish; if it crashed, release the lock on the \
                  primary host (`rm -r .kamal/lock-*`, or `kamal lock release`)"
+                    .to_owned(),
+            ),
+            Error::Interrupted { .. } => Some(
+                "the containers that were serving still serve; run the command again to finish"
                     .to_owned(),
             ),
             Error::GitHub { source, .. } => match source.status() {
@@ -244,5 +257,21 @@ mod tests {
              hint: run `dhow init` to create a configuration, or pass -c PATH\n"
         );
         assert_eq!(error.exit_code() as i32, 1);
+    }
+
+    #[test]
+    fn an_interruption_exits_130_even_beside_other_host_failures() {
+        let interrupted = Error::Interrupted {
+            message: "interrupted; the deploy lock was released".to_owned(),
+        };
+        assert_eq!(interrupted.exit_code() as i32, 130);
+        assert_eq!(
+            ExitCode::most_specific([ExitCode::Ssh, ExitCode::Interrupted, ExitCode::HostKey]),
+            ExitCode::Interrupted
+        );
+        assert_eq!(
+            ExitCode::most_specific([ExitCode::Failure, ExitCode::HostKey, ExitCode::Ssh]),
+            ExitCode::HostKey
+        );
     }
 }

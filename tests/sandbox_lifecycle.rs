@@ -581,7 +581,7 @@ fn held_lock_lock_wait_and_sigterm_during_the_boot() {
         .expect("kill"));
     let status = deploy.wait().expect("wait");
     let log = app.log("term");
-    assert_eq!(status.code(), Some(1), "{log}");
+    assert_eq!(status.code(), Some(130), "{log}");
     assert!(log.contains("interrupted"), "{log}");
     lock_free(LOCK_HOST, LOCK_SERVICE);
     let running = on_host(

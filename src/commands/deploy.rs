@@ -20,7 +20,7 @@ use dhow_remote::{RemoteCommand, Transport as _};
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::actions::{self, CiRun, Ending, LockVerdict, RollbackTarget};
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
-use crate::deploy::{CiHooks, DeployError, Executor, HookFuture, LockHeld};
+use crate::deploy::{CiHooks, Executor, HookFuture, LockHeld};
 use crate::error::Error;
 use crate::printer::Printer;
 use crate::reporter::{self, Format, Reporter};
@@ -519,17 +519,10 @@ fn run_deploy(
                 lock_poll: super::lifecycle::LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
             };
-            executor.run(&plan).await.map_err(|error| match error {
-                DeployError::LockHeld { details } => {
-                    if !details.is_empty() {
-                        printer.data(&details);
-                    }
-                    Error::LockHeld
-                }
-                error => Error::Failed {
-                    message: error.to_string(),
-                },
-            })
+            executor
+                .run(&plan)
+                .await
+                .map_err(|error| super::lifecycle::to_error(error, printer))
         } else {
             Err(Error::Failed {
                 message: format!(

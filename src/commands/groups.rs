@@ -18,7 +18,7 @@ use dhow_core::plan::{self, Action, HostSteps, LockPlan, Phase, Plan, Stage, Ste
 use dhow_remote::{FanOut, RemoteCommand, RemoteError, Transport};
 
 use super::server::{Run, cancel_on_signals, runtime};
-use crate::deploy::{DeployError, Executor};
+use crate::deploy::Executor;
 use crate::error::Error;
 use crate::facts;
 use crate::printer::{Printer, Verbosity};
@@ -381,17 +381,10 @@ pub fn run_plan(
                 lock_poll: super::lifecycle::LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
             };
-            executor.run(plan).await.map_err(|error| match error {
-                DeployError::LockHeld { details } => {
-                    if !details.is_empty() {
-                        printer.data(&details);
-                    }
-                    Error::LockHeld
-                }
-                error => Error::Failed {
-                    message: error.to_string(),
-                },
-            })
+            executor
+                .run(plan)
+                .await
+                .map_err(|error| super::lifecycle::to_error(error, printer))
         } else {
             Err(Error::Failed {
                 message: format!(

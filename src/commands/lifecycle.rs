@@ -208,8 +208,9 @@ pub fn execute(
     Ok(())
 }
 
-/// The executor's error as the command's: a held lock prints the holder's details (exit 7).
-fn to_error(error: DeployError, printer: Printer) -> Error {
+/// The executor's error as the command's: a held lock prints the holder's details (exit 7), a
+/// signal ends the run with exit 130.
+pub(super) fn to_error(error: DeployError, printer: Printer) -> Error {
     match error {
         DeployError::LockHeld { details } => {
             if !details.is_empty() {
@@ -217,7 +218,10 @@ fn to_error(error: DeployError, printer: Printer) -> Error {
             }
             Error::LockHeld
         }
-        error => Error::Failed {
+        DeployError::Cancelled => Error::Interrupted {
+            message: error.to_string(),
+        },
+        error @ DeployError::Hosts { .. } => Error::Failed {
             message: error.to_string(),
         },
     }
