@@ -698,7 +698,9 @@ fn run_server(config: &RunConfig) -> Result<(), String> {
             &[],
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // The control socket, health checks, metrics and certificates run here; connections are
+    // served by one thread per CPU (`Server`'s serving threads).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
@@ -713,6 +715,7 @@ fn run_server(config: &RunConfig) -> Result<(), String> {
             acme_ca_file: std::env::var_os("KAMAL_PROXY_ACME_CA_FILE")
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from),
+            serve_threads: serve_threads(),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -720,6 +723,16 @@ fn run_server(config: &RunConfig) -> Result<(), String> {
         server.shutdown().await;
         Ok(())
     })
+}
+
+/// Serving threads: `TOKIO_WORKER_THREADS` when set to a positive number, else one per CPU the
+/// process may use (affinity and cgroup quota included).
+fn serve_threads() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
 async fn wait_for_signal() {

@@ -20,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod service_map;
+pub mod shard;
 pub mod target;
 pub mod timefmt;
 pub mod tls;

@@ -1,11 +1,13 @@
 //! JSON log lines on stdout in kamal-proxy's shape (`time`, `level`, `msg`, then fields).
 //!
 //! Lines are built straight into one buffer (no intermediate JSON values) and written to stdout
-//! whole, one line per `write`, as kamal-proxy's slog handler does.
+//! whole, one line per `write`, as kamal-proxy's slog handler does; each thread writes through
+//! its own handle on stdout, so the serving threads do not wait for each other.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -67,7 +69,7 @@ impl Line {
     /// A JSON string, escaped as `serde_json` escapes it. Text with nothing to escape (nearly all)
     /// is copied in one piece.
     fn push_str(&mut self, s: &str) {
-        if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        if needs_escape(s.as_bytes()) {
             // Writing to a Vec cannot fail.
             let _ = serde_json::to_writer(&mut self.buf, s);
         } else {
@@ -115,6 +117,24 @@ impl Line {
         self.buf.push(b'}');
         String::from_utf8(self.buf).unwrap_or_default()
     }
+}
+
+/// Whether JSON needs any of these bytes escaped (a control character, `"` or `\\`). Checked 16
+/// bytes at a time without an early exit inside a block, which the compiler turns into vector
+/// compares.
+#[allow(
+    clippy::needless_bitwise_bool,
+    reason = "no short-circuit inside a block, so that its compares vectorize"
+)]
+fn needs_escape(bytes: &[u8]) -> bool {
+    let special = |b: u8| (b < 0x20) | (b == b'"') | (b == b'\\');
+    let mut blocks = bytes.chunks_exact(16);
+    for block in &mut blocks {
+        if block.iter().fold(false, |any, &b| any | special(b)) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| special(b))
 }
 
 /// `2026-11-25T13:40:00.123456789Z`, as `timefmt::rfc3339` renders it.
@@ -169,10 +189,47 @@ pub fn emit_line(line: String) {
     }
     let mut bytes = line.into_bytes();
     bytes.push(b'\n');
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let _ = lock.write_all(&bytes);
-    let _ = lock.flush();
+    write_out(&bytes);
+}
+
+/// Lines up to this size reach a pipe in one piece, whoever else writes (POSIX `PIPE_BUF`); a
+/// `write` to a regular file is never split by another.
+const ATOMIC_WRITE: usize = 4096;
+
+/// Held shared while a line of at most [`ATOMIC_WRITE`] bytes is written, exclusively while a
+/// longer one is (it may take several writes, which nothing may come between).
+static LONG_LINES: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// This thread's own handle on stdout (a duplicate of fd 1), so that threads writing lines
+    /// do not queue on the process-wide stdout lock.
+    static OUT: Option<std::fs::File> = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(std::fs::File::from);
+}
+
+/// Writes one whole line to stdout.
+fn write_out(bytes: &[u8]) {
+    let write = || {
+        OUT.with(|out| {
+            if let Some(file) = out {
+                let _ = (&*file).write_all(bytes);
+            } else {
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(bytes);
+                let _ = stdout.flush();
+            }
+        });
+    };
+    if bytes.len() <= ATOMIC_WRITE {
+        let _shared = LONG_LINES.read();
+        write();
+    } else {
+        let _exclusive = LONG_LINES.write();
+        write();
+    }
 }
 
 fn emit(level: &str, msg: &str, fields: &[(&str, Value)]) {
@@ -234,5 +291,21 @@ mod tests {
             "2025-11-25T13:40:00.000000789Z"
         );
         assert_eq!(crate::timefmt::rfc3339(t), "2025-11-25T13:40:00.000000789Z");
+    }
+
+    #[test]
+    fn needs_escape_finds_a_special_byte_anywhere() {
+        for len in 0..40 {
+            let plain = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            assert!(!needs_escape(plain.as_bytes()), "{plain:?}");
+            for at in 0..len {
+                for special in [b'"', b'\\', b'\n', 0x01, 0x1f] {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = special;
+                    assert!(needs_escape(&bytes), "{len} {at} {special}");
+                }
+            }
+        }
+        assert!(!needs_escape(b" !#~\x7f"));
     }
 }

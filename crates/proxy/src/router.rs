@@ -32,7 +32,7 @@ use crate::pause::PauseSnapshot;
 use crate::rollout::RolloutController;
 use crate::service::{ChosenTarget, Service, ServiceState, Slots, request_host};
 use crate::service_map::ServiceMap;
-use crate::target::{ConnInfo, UpstreamClient, upstream_client};
+use crate::target::{ConnInfo, local_client};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -44,7 +44,6 @@ struct Inner {
 pub struct Router {
     state_path: Option<PathBuf>,
     inner: RwLock<Inner>,
-    client: UpstreamClient,
     acme: Arc<Acme>,
 }
 
@@ -86,7 +85,6 @@ impl Router {
         Arc::new(Self {
             state_path,
             inner: RwLock::new(Inner::default()),
-            client: upstream_client(),
             acme,
         })
     }
@@ -622,9 +620,10 @@ impl Router {
         let (mut response, service) = match binding {
             None => (proxy_error(StatusCode::NOT_FOUND, ""), None),
             Some(binding) => {
+                let client = local_client();
                 let response = binding
                     .service
-                    .serve(req, &binding.prefix, conn, &self.client)
+                    .serve(req, &binding.prefix, conn, &client)
                     .await;
                 (response, Some(binding.service))
             }

@@ -34,6 +34,10 @@ pub struct ServerConfig {
     /// PEM certificates trusted, beside the system's, for ACME directories
     /// (`KAMAL_PROXY_ACME_CA_FILE`; a private ACME server or a test one).
     pub acme_ca_file: Option<PathBuf>,
+    /// Threads that accept and serve the HTTP and HTTPS connections, each with its own
+    /// single-threaded runtime and its own listening sockets (`SO_REUSEPORT`); 0 serves them on
+    /// the calling runtime.
+    pub serve_threads: usize,
 }
 
 #[derive(Debug)]
@@ -43,24 +47,69 @@ pub struct Server {
     pub https_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
+    /// Ends the serving threads once their connections are closed.
+    stopped: CancellationToken,
+    workers: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
     graceful: Arc<Mutex<Option<GracefulShutdown>>>,
     socket_path: Option<PathBuf>,
 }
 
-async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    match TcpListener::bind(addr).await {
+/// Binds `count` listening sockets to `addr` (with `[::]` falling back to `0.0.0.0` where IPv6
+/// is off), non-blocking, for tokio to adopt.
+fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    match bind_at(addr, count) {
         Ok(l) => Ok(l),
         Err(e) if addr.is_ipv6() && addr.ip().is_unspecified() => {
-            TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], addr.port())))
-                .await
-                .map_err(|_| e)
+            bind_at(SocketAddr::from(([0, 0, 0, 0], addr.port())), count).map_err(|_| e)
         }
         Err(e) => Err(e),
     }
 }
 
+/// One socket, or several sharing the port through `SO_REUSEPORT` so the kernel spreads new
+/// connections over them. The port is first claimed by a plain bind, so a port that another
+/// process holds is refused ("address already in use") rather than silently shared.
+fn bind_at(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let first = std::net::TcpListener::bind(addr)?;
+    if count <= 1 {
+        first.set_nonblocking(true)?;
+        return Ok(vec![first]);
+    }
+    let addr = first.local_addr()?;
+    drop(first);
+    (0..count)
+        .map(|_| {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            if addr.is_ipv6() {
+                socket.set_only_v6(false)?;
+            }
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(1024)?;
+            Ok(socket.into())
+        })
+        .collect()
+}
+
+/// What every HTTP/HTTPS accept loop shares.
+#[derive(Clone)]
+struct Serving {
+    router: Arc<Router>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+}
+
 impl Server {
-    /// Restores state, binds every listener and starts serving.
+    /// Restores state, binds every listener and starts serving. Call it on a runtime: the
+    /// listeners served there (`serve_threads == 0`) and the control socket register with it.
+    #[allow(
+        clippy::unused_async,
+        reason = "needs the calling runtime's reactor, which an async fn makes sure of"
+    )]
     pub async fn start(config: ServerConfig) -> std::io::Result<Self> {
         let roots = match &config.acme_ca_file {
             Some(path) => crate::acme::Acme::load_roots(path).map_err(std::io::Error::other)?,
@@ -69,36 +118,63 @@ impl Server {
         let router = Router::with_acme(config.state_path.clone(), crate::acme::Acme::new(roots));
         router.restore();
         let shutdown = CancellationToken::new();
+        let stopped = CancellationToken::new();
         let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
+        let serving = Serving {
+            router: Arc::clone(&router),
+            tls: None,
+            shutdown: shutdown.clone(),
+            graceful: Arc::clone(&graceful),
+        };
 
-        let http = bind(config.http_addr).await?;
-        let http_addr = http.local_addr()?;
-        spawn_http(
-            http,
-            Arc::clone(&router),
-            None,
-            config.http_addr.port(),
-            shutdown.clone(),
-            Arc::clone(&graceful),
-        );
+        let listeners = config.serve_threads.max(1);
+        let http = bind(config.http_addr, listeners)?;
+        let http_addr = http[0].local_addr()?;
+        let https = match config.https_addr {
+            Some(addr) => bind(addr, listeners)?,
+            None => Vec::new(),
+        };
+        let bound_https = https
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()?;
+        let https_serving = Serving {
+            tls: bound_https.map(|_| crate::tls::server_config(&router)),
+            ..serving.clone()
+        };
 
-        let mut bound_https = None;
-        if let Some(addr) = config.https_addr {
-            let listener = bind(addr).await?;
-            bound_https = Some(listener.local_addr()?);
-            spawn_http(
-                listener,
-                Arc::clone(&router),
-                Some(crate::tls::server_config(&router)),
-                addr.port(),
-                shutdown.clone(),
-                Arc::clone(&graceful),
-            );
+        let mut workers = Vec::new();
+        if config.serve_threads == 0 {
+            for listener in http {
+                spawn_http(
+                    TcpListener::from_std(listener)?,
+                    serving.clone(),
+                    http_addr.port(),
+                );
+            }
+            for listener in https {
+                let port = listener.local_addr()?.port();
+                spawn_http(
+                    TcpListener::from_std(listener)?,
+                    https_serving.clone(),
+                    port,
+                );
+            }
+        } else {
+            let mut https = https.into_iter();
+            for (index, http) in http.into_iter().enumerate() {
+                workers.push(spawn_worker(
+                    index,
+                    (http, serving.clone()),
+                    https.next().map(|l| (l, https_serving.clone())),
+                    stopped.clone(),
+                )?);
+            }
         }
 
         let mut metrics_addr = None;
         if let Some(addr) = config.metrics_addr {
-            let listener = bind(addr).await?;
+            let listener = TcpListener::from_std(bind(addr, 1)?.remove(0))?;
             metrics_addr = Some(listener.local_addr()?);
             spawn_metrics(listener, shutdown.clone());
         }
@@ -122,17 +198,29 @@ impl Server {
             https_addr: bound_https,
             metrics_addr,
             shutdown,
+            stopped,
+            workers: std::sync::Mutex::new(workers),
             graceful,
             socket_path: config.socket_path,
         })
     }
 
-    /// Stops accepting, lets open connections finish (up to 10 s) and removes the socket.
+    /// Stops accepting, lets open connections finish (up to 10 s), stops the serving threads and
+    /// removes the socket.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
         if let Some(graceful) = self.graceful.lock().await.take() {
             log::info("Closing active connections", &[]);
             let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+        }
+        self.stopped.cancel();
+        let workers = self
+            .workers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for worker in workers {
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
         }
         if let Some(path) = &self.socket_path {
             let _ = std::fs::remove_file(path);
@@ -141,14 +229,58 @@ impl Server {
     }
 }
 
-fn spawn_http(
-    listener: TcpListener,
-    router: Arc<Router>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    port: u16,
-    shutdown: CancellationToken,
-    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
-) {
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.stopped.cancel();
+    }
+}
+
+/// A thread with its own single-threaded runtime serving its share of the connections (its
+/// `SO_REUSEPORT` listeners): a connection stays on one thread from accept to close, with no
+/// cross-thread wake-ups or work stealing on the request path.
+fn spawn_worker(
+    index: usize,
+    http: (std::net::TcpListener, Serving),
+    https: Option<(std::net::TcpListener, Serving)>,
+    stopped: CancellationToken,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (http, https) = {
+        let _entered = runtime.enter();
+        let port = http.0.local_addr()?.port();
+        let http = (TcpListener::from_std(http.0)?, http.1, port);
+        let https = match https {
+            Some((listener, serving)) => {
+                let port = listener.local_addr()?.port();
+                Some((TcpListener::from_std(listener)?, serving, port))
+            }
+            None => None,
+        };
+        (http, https)
+    };
+    std::thread::Builder::new()
+        .name(format!("serve-{index}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                spawn_http(http.0, http.1, http.2);
+                if let Some((listener, serving, port)) = https {
+                    spawn_http(listener, serving, port);
+                }
+                stopped.cancelled().await;
+            });
+        })
+}
+
+fn spawn_http(listener: TcpListener, serving: Serving, port: u16) {
+    let Serving {
+        router,
+        tls,
+        shutdown,
+        graceful,
+    } = serving;
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {

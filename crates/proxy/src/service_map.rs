@@ -1,7 +1,7 @@
 //! The routing table: host (exact, then `*.` one-level wildcard, then catch-all) to bindings of
 //! path prefix → service, longest prefix first, with conflict checks and TLS inheritance.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use crate::service::Service;
@@ -43,7 +43,7 @@ fn wildcard_of(host: &str) -> Option<String> {
 impl ServiceMap {
     /// Builds the table and applies TLS inheritance to path services.
     pub fn build<'a>(services: impl IntoIterator<Item = &'a Arc<Service>>) -> Self {
-        let mut hosts: HashMap<String, Vec<Binding>> = HashMap::new();
+        let mut hosts: HashMap<String, Vec<Binding>> = HashMap::default();
         let services: Vec<&Arc<Service>> = services.into_iter().collect();
         for service in &services {
             let options = service.options();

@@ -1,7 +1,6 @@
 //! One upstream `host:port`: its health state, the table of in-flight requests used for draining,
 //! and forwarding a request to it (headers, buffering, timeouts, upgrades, streaming).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +29,17 @@ pub fn upstream_client() -> UpstreamClient {
         .pool_max_idle_per_host(100)
         .pool_idle_timeout(Duration::from_secs(90))
         .build(connector)
+}
+
+thread_local! {
+    /// One upstream connection pool per thread: a serving thread reuses the connections that its
+    /// own runtime drives.
+    static CLIENT: UpstreamClient = upstream_client();
+}
+
+/// This thread's upstream client (a handle to its pool).
+pub fn local_client() -> UpstreamClient {
+    CLIENT.with(Clone::clone)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +96,8 @@ impl ConnInfo {
     }
 }
 
+type InflightMap = rustc_hash::FxHashMap<u64, Inflight>;
+
 #[derive(Debug)]
 pub struct Target {
     pub address: String,
@@ -95,7 +107,8 @@ pub struct Target {
     draining: AtomicBool,
     /// Drains in progress (each waits for `inflight_changed`).
     drains: AtomicUsize,
-    inflight: Mutex<HashMap<u64, Inflight>>,
+    /// Requests in flight, sharded by the thread that claimed them.
+    inflight: Box<[Mutex<InflightMap>]>,
     inflight_changed: Notify,
     next_id: AtomicU64,
 }
@@ -119,12 +132,14 @@ pub struct Claim {
 #[derive(Debug)]
 pub struct InflightGuard {
     target: Arc<Target>,
+    /// The shard the request was claimed in (the task may be dropped on another thread).
+    shard: usize,
     id: u64,
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        if let Ok(mut map) = self.target.inflight.lock() {
+        if let Ok(mut map) = self.target.inflight[self.shard].lock() {
             map.remove(&self.id);
         }
         // Only a drain waits for the count to change. It registers before it counts, so a
@@ -195,7 +210,7 @@ impl Target {
             health: Mutex::new(HealthState::Adding),
             draining: AtomicBool::new(false),
             drains: AtomicUsize::new(0),
-            inflight: Mutex::new(HashMap::new()),
+            inflight: crate::shard::new(),
             inflight_changed: Notify::new(),
             next_id: AtomicU64::new(0),
         })
@@ -231,7 +246,21 @@ impl Target {
     }
 
     pub fn inflight_count(&self) -> usize {
-        self.inflight.lock().map_or(0, |m| m.len())
+        self.inflight
+            .iter()
+            .map(|shard| shard.lock().map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    /// Cancels the requests in flight (only the hijacked ones with `hijacked_only`).
+    fn cancel_inflight(&self, hijacked_only: bool) {
+        for shard in &self.inflight {
+            if let Ok(map) = shard.lock() {
+                for entry in map.values().filter(|e| e.hijacked || !hijacked_only) {
+                    entry.cancel.cancel();
+                }
+            }
+        }
     }
 
     /// Registers a request on this target; `None` while the target is draining.
@@ -241,7 +270,8 @@ impl Target {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = CancellationToken::new();
-        self.inflight.lock().ok()?.insert(
+        let shard = crate::shard::index();
+        self.inflight[shard].lock().ok()?.insert(
             id,
             Inflight {
                 cancel: cancel.clone(),
@@ -251,6 +281,7 @@ impl Target {
         Some(Claim {
             guard: InflightGuard {
                 target: Arc::clone(self),
+                shard,
                 id,
             },
             cancel,
@@ -264,11 +295,7 @@ impl Target {
         self.drains.fetch_add(1, Ordering::SeqCst);
         let _registered = DrainRegistration(&self.drains);
         self.draining.store(true, Ordering::SeqCst);
-        if let Ok(map) = self.inflight.lock() {
-            for entry in map.values().filter(|e| e.hijacked) {
-                entry.cancel.cancel();
-            }
-        }
+        self.cancel_inflight(true);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut completed = true;
         loop {
@@ -279,11 +306,7 @@ impl Target {
                 break;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                if let Ok(map) = self.inflight.lock() {
-                    for entry in map.values() {
-                        entry.cancel.cancel();
-                    }
-                }
+                self.cancel_inflight(false);
                 completed = false;
                 break;
             }

@@ -169,6 +169,7 @@ async fn start_proxy(dir: &Path, ca: &Path) -> Server {
         socket_path: Some(dir.join("kamal-proxy.sock")),
         state_path: Some(dir.join("kamal-proxy.state")),
         acme_ca_file: Some(ca.to_path_buf()),
+        serve_threads: 0,
     })
     .await
     .unwrap()

@@ -171,6 +171,7 @@ async fn test_server_https_with_static_certificate() {
         socket_path: None,
         state_path: Some(dir.path().join("state.json")),
         acme_ca_file: None,
+        serve_threads: 0,
     })
     .await
     .unwrap();
@@ -260,6 +261,7 @@ async fn test_server_metrics_endpoint() {
         socket_path: None,
         state_path: None,
         acme_ca_file: None,
+        serve_threads: 0,
     })
     .await
     .unwrap();
@@ -286,4 +288,79 @@ async fn test_server_metrics_endpoint() {
     assert!(text.contains("kamal_proxy_http_request_duration_seconds_bucket{method=\"GET\",service=\"metered\",status=\"200\",le=\"+Inf\"} 1"));
     assert!(text.contains("kamal_proxy_http_in_flight_requests{service=\"metered\"} 0"));
     server.shutdown().await;
+}
+
+/// How many of this process's threads serve connections (named `serve-N`), once it is `want`
+/// (a new thread names itself when it starts) or after 2 s.
+async fn serving_threads(want: usize) -> usize {
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("serve-"))
+            .count()
+    };
+    for _ in 0..200 {
+        if count() == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    count()
+}
+
+// dhow-proxy's own: `kamal-proxy run` serves connections on one thread per CPU, each with its
+// own listener on the shared port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_server_serving_threads_share_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        metrics_addr: None,
+        socket_path: None,
+        state_path: Some(dir.path().join("state.json")),
+        acme_ca_file: None,
+        serve_threads: 3,
+    };
+    let before = serving_threads(0).await;
+    let server = Server::start(config.clone()).await.unwrap();
+    assert_eq!(serving_threads(before + 3).await, before + 3);
+    let target = backend("shared", 200).await;
+    server
+        .router
+        .deploy(args("app", &[&target], service_options(), target_options()))
+        .await
+        .unwrap();
+
+    // Many connections at once, spread by the kernel over the three listeners: all answered.
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        requests.spawn(http_get(server.http_addr, "example.com", "/"));
+    }
+    let replies = requests.join_all().await;
+    assert_eq!(replies.len(), 40);
+    assert!(
+        replies.iter().all(|r| *r == (200, "shared".into())),
+        "{replies:?}"
+    );
+
+    // The port is taken: a second server on it is refused, not let in beside the first.
+    let taken = Server::start(ServerConfig {
+        http_addr: server.http_addr,
+        https_addr: None,
+        state_path: None,
+        ..config.clone()
+    })
+    .await;
+    assert_eq!(
+        taken.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::AddrInUse)
+    );
+
+    let addr = server.http_addr;
+    server.shutdown().await;
+    assert_eq!(serving_threads(before).await, before);
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    drop(std::net::TcpListener::bind(addr).unwrap());
 }

@@ -31,6 +31,7 @@ async fn start(dir: &std::path::Path) -> Server {
         socket_path: Some(dir.join("kamal-proxy.sock")),
         state_path: Some(dir.join("kamal-proxy.state")),
         acme_ca_file: None,
+        serve_threads: 0,
     })
     .await
     .unwrap()

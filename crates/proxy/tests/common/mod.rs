@@ -178,6 +178,7 @@ pub async fn start_server(dir: &std::path::Path) -> dhow_proxy::server::Server {
         socket_path: Some(dir.join("kamal-proxy.sock")),
         state_path: Some(dir.join("state.json")),
         acme_ca_file: None,
+        serve_threads: 0,
     })
     .await
     .unwrap()
