@@ -40,6 +40,11 @@ struct Inner {
     map: Arc<ServiceMap>,
 }
 
+// Header names built at compile time: a lookup by `&str` parses the name on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 #[derive(Debug)]
 pub struct Router {
     state_path: Option<PathBuf>,
@@ -569,20 +574,20 @@ impl Router {
         let mut req = req.map(body::boxed);
         let headers = req.headers_mut();
         let existing = headers
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .filter(|v| v.to_str().is_ok())
             .cloned();
         let request_id = existing.unwrap_or_else(|| {
             let mut text = uuid::Uuid::encode_buffer();
             let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
             let value = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static(""));
-            headers.insert(HeaderName::from_static("x-request-id"), value.clone());
+            headers.insert(X_REQUEST_ID, value.clone());
             value
         });
-        if !headers.contains_key("x-request-start") {
+        if !headers.contains_key(X_REQUEST_START) {
             let start = format!("t={}", crate::timefmt::unix_millis(SystemTime::now()));
             if let Ok(v) = HeaderValue::from_str(&start) {
-                headers.insert(HeaderName::from_static("x-request-start"), v);
+                headers.insert(X_REQUEST_START, v);
             }
         }
         let host = request_host(&req);
@@ -768,7 +773,7 @@ impl RequestRecord {
             method: req.method().clone(),
             req_content_length: content_length,
             req_content_type: headers.get(header::CONTENT_TYPE).cloned(),
-            remote_addr: headers.get("x-forwarded-for").cloned(),
+            remote_addr: headers.get(X_FORWARDED_FOR).cloned(),
             client_addr: conn.client_ip_text(),
             client_port: conn.client_port,
             user_agent: headers.get(header::USER_AGENT).cloned(),

@@ -321,7 +321,7 @@ impl Service {
     ) {
         let opt_out = response
             .headers_mut()
-            .remove("x-writer-affinity")
+            .remove(http::HeaderName::from_static("x-writer-affinity"))
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"false"));
         if lb.affinity_enabled() && !read && !opt_out {
             let expiry = SystemTime::now() + lb.writer_affinity_timeout;
