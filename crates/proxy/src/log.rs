@@ -137,10 +137,12 @@ fn needs_escape(bytes: &[u8]) -> bool {
             return true;
         }
     }
-    words
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    words.remainder().iter().copied().any(is_special)
+}
+
+/// A byte JSON escapes: a control character, `"` or `\\`.
+fn is_special(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 /// `2026-11-25T13:40:00.123456789Z`, as `timefmt::rfc3339` renders it.
@@ -315,7 +317,7 @@ mod tests {
         assert!(!needs_escape(b" !#~\x7f"));
         // Every byte value, alone among plain bytes, at every offset of a word and its tail.
         for value in 0..=255u8 {
-            let special = value < 0x20 || value == b'"' || value == b'\\';
+            let special = is_special(value);
             for at in 0..19 {
                 let mut bytes = [b'a'; 19];
                 bytes[at] = value;
@@ -350,7 +352,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let expected = bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+            let expected = bytes.iter().copied().any(is_special);
             assert_eq!(needs_escape(&bytes), expected, "{bytes:x?}");
         }
     }

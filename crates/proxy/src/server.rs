@@ -146,19 +146,10 @@ impl Server {
         let mut workers = Vec::new();
         if config.serve_threads == 0 {
             for listener in http {
-                spawn_http(
-                    TcpListener::from_std(listener)?,
-                    serving.clone(),
-                    http_addr.port(),
-                );
+                spawn_http(TcpListener::from_std(listener)?, serving.clone());
             }
             for listener in https {
-                let port = listener.local_addr()?.port();
-                spawn_http(
-                    TcpListener::from_std(listener)?,
-                    https_serving.clone(),
-                    port,
-                );
+                spawn_http(TcpListener::from_std(listener)?, https_serving.clone());
             }
         } else {
             let mut https = https.into_iter();
@@ -248,33 +239,28 @@ fn spawn_worker(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (http, https) = {
+    let listeners = {
         let _entered = runtime.enter();
-        let port = http.0.local_addr()?.port();
-        let http = (TcpListener::from_std(http.0)?, http.1, port);
-        let https = match https {
-            Some((listener, serving)) => {
-                let port = listener.local_addr()?.port();
-                Some((TcpListener::from_std(listener)?, serving, port))
-            }
-            None => None,
-        };
-        (http, https)
+        std::iter::once(http)
+            .chain(https)
+            .map(|(listener, serving)| Ok((TcpListener::from_std(listener)?, serving)))
+            .collect::<std::io::Result<Vec<_>>>()?
     };
     std::thread::Builder::new()
         .name(format!("serve-{index}"))
         .spawn(move || {
             runtime.block_on(async move {
-                spawn_http(http.0, http.1, http.2);
-                if let Some((listener, serving, port)) = https {
-                    spawn_http(listener, serving, port);
+                for (listener, serving) in listeners {
+                    spawn_http(listener, serving);
                 }
                 stopped.cancelled().await;
             });
         })
 }
 
-fn spawn_http(listener: TcpListener, serving: Serving, port: u16) {
+/// Accepts on `listener` and serves each connection (TLS first when `serving` has a config).
+fn spawn_http(listener: TcpListener, serving: Serving) {
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
     let Serving {
         router,
         tls,

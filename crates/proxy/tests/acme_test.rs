@@ -163,13 +163,11 @@ async fn http_get(addr: SocketAddr, host: &str, path: &str) -> (u16, Option<Stri
 
 async fn start_proxy(dir: &Path, ca: &Path) -> Server {
     Server::start(ServerConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        metrics_addr: None,
         socket_path: Some(dir.join("kamal-proxy.sock")),
         state_path: Some(dir.join("kamal-proxy.state")),
         acme_ca_file: Some(ca.to_path_buf()),
-        serve_threads: 0,
+        ..common::loopback_config()
     })
     .await
     .unwrap()
@@ -289,37 +287,20 @@ async fn start_pebble(
 
 /// `kamal-proxy deploy` through the client binary, naming the test directory and cache path.
 async fn deploy_with_acme(socket: &Path, backend: &str, directory: &str, cache: &Path) {
-    let out = tokio::task::spawn_blocking({
-        let (directory, cache, socket, backend) = (
-            directory.to_string(),
-            cache.to_path_buf(),
-            socket.to_path_buf(),
-            backend.to_string(),
-        );
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_kamal-proxy"))
-                .args([
-                    "deploy",
-                    "app",
-                    &format!("--target={backend}"),
-                    &format!("--host={HOST}"),
-                    "--tls",
-                    &format!("--tls-acme-directory={directory}"),
-                    &format!("--tls-acme-cache-path={}", cache.display()),
-                    "--health-check-interval=50ms",
-                ])
-                .env("KAMAL_PROXY_SOCKET", &socket)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::client_ok(
+        socket,
+        &[
+            "deploy",
+            "app",
+            &format!("--target={backend}"),
+            &format!("--host={HOST}"),
+            "--tls",
+            &format!("--tls-acme-directory={directory}"),
+            &format!("--tls-acme-cache-path={}", cache.display()),
+            "--health-check-interval=50ms",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

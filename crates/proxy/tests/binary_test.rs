@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::backend;
+use common::{backend, client_ok};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
@@ -89,30 +89,17 @@ async fn test_run_logs_whole_lines_from_every_serving_thread() {
     }
 
     let target = backend("ok", 200).await;
-    let deploy = tokio::task::spawn_blocking({
-        let socket = socket.clone();
-        move || {
-            Command::new(env!("CARGO_BIN_EXE_kamal-proxy"))
-                .args([
-                    "deploy",
-                    "app",
-                    &format!("--target={target}"),
-                    "--log-request-header=X-Big",
-                    "--health-check-interval=50ms",
-                ])
-                .env("KAMAL_PROXY_SOCKET", &socket)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        deploy.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&deploy.stderr)
-    );
+    client_ok(
+        &socket,
+        &[
+            "deploy",
+            "app",
+            &format!("--target={target}"),
+            "--log-request-header=X-Big",
+            "--health-check-interval=50ms",
+        ],
+    )
+    .await;
 
     // Lines longer than a pipe writes in one piece (the big header) and short ones, from
     // four threads at once.

@@ -58,38 +58,24 @@ async fn test_server_deploy_over_control_socket() {
 
     // The client binary against the same socket.
     let second = backend("second", 200).await;
-    let bin = env!("CARGO_BIN_EXE_kamal-proxy");
-    let out = tokio::task::spawn_blocking({
-        let socket = socket.clone();
-        let second = second.clone();
-        move || {
-            Command::new(bin)
-                .args([
-                    "deploy",
-                    "app",
-                    &format!("--target={second}"),
-                    "--health-check-interval=50ms",
-                    "--drain-timeout=1s",
-                ])
-                .env("KAMAL_PROXY_SOCKET", &socket)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = client_ok(
+        &socket,
+        &[
+            "deploy",
+            "app",
+            &format!("--target={second}"),
+            "--health-check-interval=50ms",
+            "--drain-timeout=1s",
+        ],
+    )
+    .await;
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     assert_eq!(
         http_get(server.http_addr, "example.com", "/").await,
         (200, "second".into())
     );
 
+    let bin = env!("CARGO_BIN_EXE_kamal-proxy");
     let list = Command::new(bin)
         .arg("list")
         .env("KAMAL_PROXY_SOCKET", &socket)
@@ -165,13 +151,9 @@ fn tls_connector(alpn: &[u8]) -> tokio_rustls::TlsConnector {
 async fn test_server_https_with_static_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(ServerConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        metrics_addr: None,
-        socket_path: None,
         state_path: Some(dir.path().join("state.json")),
-        acme_ca_file: None,
-        serve_threads: 0,
+        ..loopback_config()
     })
     .await
     .unwrap();
@@ -255,13 +237,8 @@ async fn test_server_https_with_static_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_server_metrics_endpoint() {
     let server = Server::start(ServerConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        https_addr: None,
         metrics_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        socket_path: None,
-        state_path: None,
-        acme_ca_file: None,
-        serve_threads: 0,
+        ..loopback_config()
     })
     .await
     .unwrap();
@@ -315,13 +292,10 @@ async fn serving_threads(want: usize) -> usize {
 async fn test_server_serving_threads_share_the_port() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        metrics_addr: None,
-        socket_path: None,
         state_path: Some(dir.path().join("state.json")),
-        acme_ca_file: None,
         serve_threads: 3,
+        ..loopback_config()
     };
     let before = serving_threads(0).await;
     let server = Server::start(config.clone()).await.unwrap();

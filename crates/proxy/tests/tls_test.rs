@@ -25,13 +25,10 @@ fn fixture(name: &str) -> String {
 
 async fn start(dir: &std::path::Path) -> Server {
     Server::start(ServerConfig {
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        metrics_addr: None,
         socket_path: Some(dir.join("kamal-proxy.sock")),
         state_path: Some(dir.join("kamal-proxy.state")),
-        acme_ca_file: None,
-        serve_threads: 0,
+        ..common::loopback_config()
     })
     .await
     .unwrap()

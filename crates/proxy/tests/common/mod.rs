@@ -169,19 +169,52 @@ pub async fn get(router: &Router, url: &str) -> (u16, String) {
     (r.status, r.body)
 }
 
-/// Starts a full server (HTTP only) on 127.0.0.1:0.
-pub async fn start_server(dir: &std::path::Path) -> dhow_proxy::server::Server {
-    dhow_proxy::server::Server::start(dhow_proxy::server::ServerConfig {
+/// A server on 127.0.0.1:0, HTTP only, serving on the calling runtime, without socket, state,
+/// metrics or ACME roots: tests change what they need with `..loopback_config()`.
+pub fn loopback_config() -> dhow_proxy::server::ServerConfig {
+    dhow_proxy::server::ServerConfig {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         https_addr: None,
         metrics_addr: None,
-        socket_path: Some(dir.join("kamal-proxy.sock")),
-        state_path: Some(dir.join("state.json")),
+        socket_path: None,
+        state_path: None,
         acme_ca_file: None,
         serve_threads: 0,
+    }
+}
+
+/// Starts a full server (HTTP only) on 127.0.0.1:0.
+pub async fn start_server(dir: &std::path::Path) -> dhow_proxy::server::Server {
+    dhow_proxy::server::Server::start(dhow_proxy::server::ServerConfig {
+        socket_path: Some(dir.join("kamal-proxy.sock")),
+        state_path: Some(dir.join("state.json")),
+        ..loopback_config()
     })
     .await
     .unwrap()
+}
+
+/// Runs the client binary (`kamal-proxy ARGS...`) against the control socket `socket`, off the
+/// async runtime, and asserts that it succeeded; returns its output.
+pub async fn client_ok(socket: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let socket = socket.to_path_buf();
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kamal-proxy"))
+            .args(&args)
+            .env("KAMAL_PROXY_SOCKET", &socket)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// A response body fed through a channel, for streaming (SSE) backends.
