@@ -131,6 +131,59 @@ pub trait LocalImages: Send + Sync {
     fn save(&self, save: &Command) -> Result<LocalArchive, String>;
 }
 
+/// What a host's steps learn as they run and later steps of the same host use.
+#[derive(Debug, Default)]
+struct HostState {
+    /// The running version [`Action::CaptureOldVersion`] found.
+    old_version: Option<String>,
+    /// The new container's short id, as [`Action::RunContainer`]'s `docker run` printed it.
+    container_id: Option<String>,
+    /// [`Action::CheckProxyVersion`] found a proxy container.
+    proxy_found: bool,
+}
+
+/// Answers remembered for the rest of one run: `(host, command)` → what it printed. Filled by
+/// [`Action::StopStale`] (the running version), read by [`Action::CaptureOldVersion`], dropped
+/// for a host whose containers are renamed.
+#[derive(Debug, Default)]
+pub struct Known(Mutex<BTreeMap<(String, String), String>>);
+
+impl Known {
+    fn remember(&self, host: &str, command: &Command, answer: &str) {
+        if let Ok(mut known) = self.0.lock() {
+            known.insert((host.to_owned(), for_log(command)), answer.to_owned());
+        }
+    }
+
+    fn take(&self, host: &str, command: &Command) -> Option<String> {
+        self.0
+            .lock()
+            .ok()?
+            .remove(&(host.to_owned(), for_log(command)))
+    }
+
+    fn forget_host(&self, host: &str) {
+        if let Ok(mut known) = self.0.lock() {
+            known.retain(|(known_host, _), _| known_host != host);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut known) = self.0.lock() {
+            known.clear();
+        }
+    }
+}
+
+/// The 12-character id `docker container ls --quiet` prints, from `docker run --detach`'s full
+/// one (`None` for anything else).
+fn short_container_id(printed: &str) -> Option<String> {
+    let id = printed.trim();
+    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| id.get(..12).map(str::to_owned))
+        .flatten()
+}
+
 /// Runs plans over a set of connected hosts.
 pub struct Executor<'a, T: Transport> {
     pub sessions: &'a BTreeMap<String, Arc<T>>,
@@ -151,11 +204,14 @@ pub struct Executor<'a, T: Transport> {
     pub lock_poll: Duration,
     /// Where a proxy image a host lacks and cannot pull comes from (`None`: nowhere).
     pub local_images: Option<&'a dyn LocalImages>,
+    /// Answers a run remembers (start with `Known::default()`; each run clears it).
+    pub known: Known,
 }
 
 impl<T: Transport> Executor<'_, T> {
     /// Runs `plan`; returns the timing breakdown.
     pub async fn run(&self, plan: &Plan) -> Result<Vec<Timing>, DeployError> {
+        self.known.clear();
         let timings = Mutex::new(Vec::<Timing>::new());
         let health = Mutex::new(Duration::ZERO);
         for stage in &plan.before_lock {
@@ -225,6 +281,7 @@ impl<T: Transport> Executor<'_, T> {
     /// Runs `stages` one after another without the deploy lock (Kamal's `build pull`); returns
     /// the timing breakdown.
     pub async fn run_stages(&self, stages: &[Stage]) -> Result<Vec<Timing>, DeployError> {
+        self.known.clear();
         let timings = Mutex::new(Vec::<Timing>::new());
         let health = Mutex::new(Duration::ZERO);
         for stage in stages {
@@ -703,7 +760,7 @@ impl<T: Transport> Executor<'_, T> {
         health: &mut Duration,
     ) -> Result<(), String> {
         let session = self.session(&host.host)?.as_ref();
-        let mut old_version = None;
+        let mut state = HostState::default();
         let mut index = 0;
         while let Some(step) = host.steps.get(index) {
             if let Action::SkipIfPresent { probe, message } = &step.action {
@@ -719,7 +776,7 @@ impl<T: Transport> Executor<'_, T> {
             }
             let rest = host.steps.get(index..).unwrap_or_default();
             index += self
-                .next_steps(session, &host.host, rest, &mut old_version, health)
+                .next_steps(session, &host.host, rest, &mut state, health)
                 .await?;
         }
         for role in &host.roles {
@@ -738,9 +795,9 @@ impl<T: Transport> Executor<'_, T> {
         barrier: Option<&Barrier>,
         health: &mut Duration,
     ) -> Result<(), String> {
-        let mut old_version = None;
+        let mut state = HostState::default();
         let prepared = async {
-            self.steps(session, host, &role.prepare, &mut old_version, health)
+            self.steps(session, host, &role.prepare, &mut state, health)
                 .await?;
             Ok::<(), String>(())
         }
@@ -765,7 +822,7 @@ impl<T: Transport> Executor<'_, T> {
             }
         }
         let started = async {
-            self.steps(session, host, &role.start, &mut old_version, health)
+            self.steps(session, host, &role.start, &mut state, health)
                 .await?;
             Ok::<(), String>(())
         }
@@ -821,7 +878,7 @@ impl<T: Transport> Executor<'_, T> {
         if role.primary {
             settle(barrier, true);
         }
-        self.steps(session, host, &role.finish, &mut old_version, health)
+        self.steps(session, host, &role.finish, &mut state, health)
             .await?;
         Ok(())
     }
@@ -832,14 +889,12 @@ impl<T: Transport> Executor<'_, T> {
         session: &T,
         host: &str,
         steps: &[Step],
-        old_version: &mut Option<String>,
+        state: &mut HostState,
         health: &mut Duration,
     ) -> Result<(), String> {
         let mut index = 0;
         while let Some(rest) = steps.get(index..).filter(|rest| !rest.is_empty()) {
-            index += self
-                .next_steps(session, host, rest, old_version, health)
-                .await?;
+            index += self.next_steps(session, host, rest, state, health).await?;
         }
         Ok(())
     }
@@ -851,7 +906,7 @@ impl<T: Transport> Executor<'_, T> {
         session: &T,
         host: &str,
         steps: &[Step],
-        old_version: &mut Option<String>,
+        state: &mut HostState,
         health: &mut Duration,
     ) -> Result<usize, String> {
         let parts: Vec<BatchPart<'_>> = steps
@@ -875,7 +930,7 @@ impl<T: Transport> Executor<'_, T> {
             .collect();
         if parts.len() < 2 {
             if let Some(step) = steps.first() {
-                self.step(session, host, step, old_version, health).await?;
+                self.step(session, host, step, state, health).await?;
             }
             return Ok(1);
         }
@@ -927,7 +982,7 @@ impl<T: Transport> Executor<'_, T> {
         session: &T,
         host: &str,
         step: &Step,
-        old_version: &mut Option<String>,
+        state: &mut HostState,
         health: &mut Duration,
     ) -> Result<(), String> {
         if self.cancel.is_cancelled() {
@@ -967,6 +1022,11 @@ impl<T: Transport> Executor<'_, T> {
                 self.upload(session, host, path, *mode, contents.expose())
                     .await
             }
+            Action::RunContainer(command) => {
+                let output = self.command(session, host, command, true).await?;
+                state.container_id = short_container_id(&output.stdout_text());
+                Ok(())
+            }
             Action::RenameIfClashing {
                 probe,
                 audit,
@@ -974,22 +1034,29 @@ impl<T: Transport> Executor<'_, T> {
             } => {
                 let output = self.command(session, host, probe, false).await?;
                 if !output.stdout_text().trim().is_empty() {
+                    self.known.forget_host(host);
                     self.command(session, host, audit, true).await?;
                     self.command(session, host, rename, true).await?;
                 }
                 Ok(())
             }
             Action::CaptureOldVersion(command) => {
-                let output = self.command(session, host, command, false).await?;
-                let version = output.stdout_text().trim().to_owned();
-                *old_version = (!version.is_empty()).then_some(version);
+                let version = if let Some(version) = self.known.take(host, command) {
+                    version
+                } else {
+                    self.capture_text(session, host, command).await?
+                };
+                state.old_version = (!version.is_empty()).then_some(version);
                 Ok(())
             }
             Action::CheckProxyVersion(command) => {
-                self.check_proxy_version(session, host, command).await
+                let found = self.check_proxy_version(session, host, command).await?;
+                state.proxy_found = found;
+                Ok(())
             }
             Action::ProxyDeploy { probe, deploy } => {
-                self.proxy_deploy(session, host, probe, deploy).await
+                let known = state.container_id.take();
+                self.proxy_deploy(session, host, known, probe, deploy).await
             }
             Action::WaitHealthy {
                 status,
@@ -1004,14 +1071,14 @@ impl<T: Transport> Executor<'_, T> {
                 result
             }
             Action::StopOld(command) => {
-                if let Some(version) = old_version.as_deref() {
+                if let Some(version) = state.old_version.as_deref() {
                     let stop_old = substitute(command, OLD_VERSION, version);
                     self.command(session, host, &stop_old, false).await?;
                 }
                 Ok(())
             }
             Action::IfOldVersion(command) => {
-                if old_version.is_some() {
+                if state.old_version.is_some() {
                     self.command(session, host, command, true).await?;
                 }
                 Ok(())
@@ -1063,11 +1130,13 @@ impl<T: Transport> Executor<'_, T> {
                 then,
                 otherwise,
             } => {
-                Box::pin(self.if_zero(session, host, (count, then, otherwise), old_version, health))
-                    .await
+                Box::pin(self.if_zero(session, host, (count, then, otherwise), state, health)).await
             }
             Action::EnsureDocker(bootstrap) => self.ensure_docker(session, host, bootstrap).await,
-            Action::EnsureProxyImage(image) => self.ensure_proxy_image(session, host, image).await,
+            Action::EnsureProxyImage(image) => {
+                self.ensure_proxy_image(session, host, image, state.proxy_found)
+                    .await
+            }
         }
     }
 
@@ -1079,9 +1148,10 @@ impl<T: Transport> Executor<'_, T> {
         session: &T,
         host: &str,
         proxy_image: &ProxyImage,
+        proxy_found: bool,
     ) -> Result<(), String> {
         if let Some(existing) = &proxy_image.existing
-            && !self.capture_text(session, host, existing).await?.is_empty()
+            && (proxy_found || !self.capture_text(session, host, existing).await?.is_empty())
         {
             return Ok(());
         }
@@ -1208,7 +1278,7 @@ impl<T: Transport> Executor<'_, T> {
         session: &T,
         host: &str,
         command: &Command,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let version = self.capture_text(session, host, command).await?;
         if !version.is_empty() && proxy::older_than_minimum(&version) {
             return Err(format!(
@@ -1216,19 +1286,25 @@ impl<T: Transport> Executor<'_, T> {
                 proxy::MINIMUM_VERSION
             ));
         }
-        Ok(())
+        Ok(!version.is_empty())
     }
 
-    /// Finds the new container's id and deploys it to the proxy.
+    /// Deploys the new container to the proxy: by the id `docker run` printed (`known`), else
+    /// by the one `probe` finds.
     async fn proxy_deploy(
         &self,
         session: &T,
         host: &str,
+        known: Option<String>,
         probe: &Command,
         deploy: &Command,
     ) -> Result<(), String> {
-        let output = self.command(session, host, probe, true).await?;
-        let endpoint = output.stdout_text().trim().to_owned();
+        let endpoint = if let Some(id) = known {
+            id
+        } else {
+            let output = self.command(session, host, probe, true).await?;
+            output.stdout_text().trim().to_owned()
+        };
         if endpoint.is_empty() {
             return Err(format!(
                 "Failed to get endpoint on {host}, did the container boot?"
@@ -1244,13 +1320,13 @@ impl<T: Transport> Executor<'_, T> {
         session: &T,
         host: &str,
         (count, then, otherwise): (&Command, &[Step], &str),
-        old_version: &mut Option<String>,
+        state: &mut HostState,
         health: &mut Duration,
     ) -> Result<(), String> {
         let counted = self.capture_text(session, host, count).await?;
         if counted.parse::<u64>().unwrap_or(0) == 0 {
             for inner in then {
-                self.step(session, host, inner, old_version, health).await?;
+                self.step(session, host, inner, state, health).await?;
             }
         } else {
             (self.emit)(Event::Output {
@@ -1273,6 +1349,7 @@ impl<T: Transport> Executor<'_, T> {
     ) -> Result<(), String> {
         let listed = self.command(session, host, list, false).await?;
         let running = self.capture_text(session, host, current).await?;
+        self.known.remember(host, current, &running);
         for version in listed.stdout_text().lines().map(str::trim) {
             if version.is_empty() || version == running {
                 continue;

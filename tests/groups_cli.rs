@@ -417,7 +417,7 @@ fn proxy_group_plans() {
             // No proxy.run in the config: Kamal's legacy boot files; without an image file,
             // dhow's own image (basecamp's when only an image_version file pins one of its
             // versions). The image reaches the host first: present, pulled, or sent from here.
-            "docker container ls --all --quiet --filter 'name=^kamal-proxy$'  (a proxy container already there: nothing to do)",
+            "docker container ls --all --quiet --filter 'name=^kamal-proxy$'  (a proxy container there, or found by the version check: nothing to do)",
             "echo $(cat .kamal/proxy/image 2> /dev/null || { test -f .kamal/proxy/image_version && echo \"basecamp/kamal-proxy\"; } || echo \"ghcr.io/dhow-deploy/kamal-proxy\"):$(cat .kamal/proxy/image_version 2> /dev/null || echo \"v0.9.2\")  (prints <proxy-image>)",
             "docker image inspect --format '{{.Id}}' <proxy-image>",
             "if missing: docker pull <proxy-image>",

@@ -3,7 +3,6 @@
 //! locally, runs the pre-build hook, then builds and pushes (or adopts) through `crate::build`;
 //! `pull` runs Kamal's pull sequence on the app hosts.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -18,7 +17,7 @@ use super::groups;
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::build::{self, BuildOptions, Pushed, Shell, Tooling};
 use crate::cli::{BuildCommand, BuildDevArgs, BuildPushArgs, GlobalArgs};
-use crate::deploy::Executor;
+use crate::deploy::{Executor, Known};
 use crate::error::Error;
 use crate::printer::Printer;
 use crate::reporter::{self, Format, Reporter};
@@ -394,18 +393,8 @@ fn pull(run: &Run) -> Result<(), Error> {
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
-        let mut sessions = BTreeMap::new();
-        let mut failures = Vec::new();
-        for host in &hosts {
-            match pool.session(host).await {
-                Ok(session) => {
-                    sessions.insert(host.clone(), session);
-                }
-                Err(error) => failures.push(format!("  {host}: {error}")),
-            }
-        }
-        let result = if failures.is_empty() {
-            Executor {
+        let result = match super::lifecycle::connect(&pool, &hosts).await {
+            Ok(sessions) => Executor {
                 sessions: &sessions,
                 emit: &emit,
                 cancel: &cancel,
@@ -416,22 +405,15 @@ fn pull(run: &Run) -> Result<(), Error> {
                 lock_wait: None,
                 lock_poll: super::lifecycle::LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
+                known: Known::default(),
             }
             .run_stages(std::slice::from_ref(&stage))
             .await
             .map(|_| ())
             .map_err(|error| Error::Failed {
                 message: error.to_string(),
-            })
-        } else {
-            Err(Error::Failed {
-                message: format!(
-                    "could not connect to {} of {} hosts:\n{}",
-                    failures.len(),
-                    hosts.len(),
-                    failures.join("\n")
-                ),
-            })
+            }),
+            Err(error) => Err(error),
         };
         pool.close().await;
         result

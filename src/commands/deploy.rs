@@ -20,7 +20,7 @@ use dhow_remote::{RemoteCommand, Transport as _};
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::actions::{self, CiRun, Ending, LockVerdict, RollbackTarget};
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
-use crate::deploy::{CiHooks, Executor, HookFuture, LockHeld};
+use crate::deploy::{CiHooks, Executor, HookFuture, Known, LockHeld};
 use crate::error::Error;
 use crate::printer::Printer;
 use crate::reporter::{self, Format, Reporter};
@@ -430,17 +430,11 @@ fn run_deploy(
         if let Some(ci) = &ci {
             ci.open_ledger().await;
         }
-        let mut sessions = BTreeMap::new();
-        let mut failures = Vec::new();
         let connect_started = Instant::now();
-        for (host, session) in pool.connect_all(&plan.hosts).await {
-            match session {
-                Ok(session) => {
-                    sessions.insert(host, session);
-                }
-                Err(error) => failures.push(format!("  {host}: {error}")),
-            }
-        }
+        let (sessions, unreachable) = match super::lifecycle::connect(&pool, &plan.hosts).await {
+            Ok(sessions) => (sessions, None),
+            Err(error) => (BTreeMap::new(), Some(error)),
+        };
         let connect = Timing {
             phase: "connect".to_owned(),
             elapsed: connect_started.elapsed(),
@@ -506,8 +500,10 @@ fn run_deploy(
             lock_held: &lock_held,
             locked: &locked,
         };
-        let result = if failures.is_empty() {
-            let executor = Executor {
+        let result = if let Some(error) = unreachable {
+            Err(error)
+        } else {
+            Executor {
                 sessions,
                 emit: &emit,
                 cancel: &cancel,
@@ -518,20 +514,11 @@ fn run_deploy(
                 lock_wait,
                 lock_poll: super::lifecycle::LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
-            };
-            executor
-                .run(&plan)
-                .await
-                .map_err(|error| super::lifecycle::to_error(error, printer))
-        } else {
-            Err(Error::Failed {
-                message: format!(
-                    "could not connect to {} of {} hosts:\n{}",
-                    failures.len(),
-                    plan.hosts.len(),
-                    failures.join("\n")
-                ),
-            })
+                known: Known::default(),
+            }
+            .run(&plan)
+            .await
+            .map_err(|error| super::lifecycle::to_error(error, printer))
         };
         cancelled = cancel.is_cancelled();
         let elapsed = started.elapsed();

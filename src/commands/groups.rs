@@ -18,7 +18,7 @@ use dhow_core::plan::{self, Action, HostSteps, LockPlan, Phase, Plan, Stage, Ste
 use dhow_remote::{FanOut, RemoteCommand, RemoteError, Transport};
 
 use super::server::{Run, cancel_on_signals, runtime};
-use crate::deploy::Executor;
+use crate::deploy::{Executor, Known};
 use crate::error::Error;
 use crate::facts;
 use crate::printer::{Printer, Verbosity};
@@ -354,22 +354,12 @@ pub fn run_plan(
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
-        let mut sessions = BTreeMap::new();
-        let mut failures = Vec::new();
         let mut hosts = plan.hosts.clone();
         if !hosts.contains(&plan.lock.primary) {
             hosts.push(plan.lock.primary.clone());
         }
-        for (host, session) in pool.connect_all(&hosts).await {
-            match session {
-                Ok(session) => {
-                    sessions.insert(host, session);
-                }
-                Err(error) => failures.push(format!("  {host}: {error}")),
-            }
-        }
-        let result = if failures.is_empty() {
-            let executor = Executor {
+        let result = match super::lifecycle::connect(&pool, &hosts).await {
+            Ok(sessions) => Executor {
                 sessions: &sessions,
                 emit: &emit,
                 cancel: &cancel,
@@ -380,20 +370,12 @@ pub fn run_plan(
                 lock_wait: None,
                 lock_poll: super::lifecycle::LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
-            };
-            executor
-                .run(plan)
-                .await
-                .map_err(|error| super::lifecycle::to_error(error, printer))
-        } else {
-            Err(Error::Failed {
-                message: format!(
-                    "could not connect to {} of {} hosts:\n{}",
-                    failures.len(),
-                    plan.hosts.len(),
-                    failures.join("\n")
-                ),
-            })
+                known: Known::default(),
+            }
+            .run(plan)
+            .await
+            .map_err(|error| super::lifecycle::to_error(error, printer)),
+            Err(error) => Err(error),
         };
         pool.close().await;
         result

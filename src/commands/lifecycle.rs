@@ -5,16 +5,17 @@
 //! Kamal does).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dhow_core::docker::lock::LockDetails;
 use dhow_core::event::Event;
 use dhow_core::plan::Plan;
+use dhow_remote::{Pool, SshSession};
 
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::cli::OutputFormat;
-use crate::deploy::{DeployError, Executor};
+use crate::deploy::{DeployError, Executor, Known};
 use crate::error::Error;
 use crate::printer::Printer;
 use crate::reporter::{self, Format, Reporter};
@@ -99,6 +100,36 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// Connects to every host of `hosts` at once: their sessions, or an error naming each host
+/// that could not be reached and why.
+pub async fn connect(
+    pool: &Pool,
+    hosts: &[String],
+) -> Result<BTreeMap<String, Arc<SshSession>>, Error> {
+    let mut sessions = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (host, session) in pool.connect_all(hosts).await {
+        match session {
+            Ok(session) => {
+                sessions.insert(host, session);
+            }
+            Err(error) => failures.push(format!("  {host}: {error}")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(sessions)
+    } else {
+        Err(Error::Failed {
+            message: format!(
+                "could not connect to {} of {} hosts:\n{}",
+                failures.len(),
+                hosts.len(),
+                failures.join("\n")
+            ),
+        })
+    }
+}
+
 /// Runs `plan` over the hosts of `run`.
 pub fn execute(
     run: &Run,
@@ -147,18 +178,8 @@ pub fn execute(
     };
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
-        let mut sessions = BTreeMap::new();
-        let mut failures = Vec::new();
-        for (host, session) in pool.connect_all(&plan.hosts).await {
-            match session {
-                Ok(session) => {
-                    sessions.insert(host, session);
-                }
-                Err(error) => failures.push(format!("  {host}: {error}")),
-            }
-        }
-        let result = if failures.is_empty() {
-            let executor = Executor {
+        let result = match connect(&pool, &plan.hosts).await {
+            Ok(sessions) => Executor {
                 sessions: &sessions,
                 emit: &emit,
                 cancel: &cancel,
@@ -170,20 +191,12 @@ pub fn execute(
                 lock_wait: execution.lock_wait,
                 lock_poll: LOCK_POLL,
                 local_images: Some(&crate::local::LocalDocker),
-            };
-            executor
-                .run(plan)
-                .await
-                .map_err(|error| to_error(error, printer))
-        } else {
-            Err(Error::Failed {
-                message: format!(
-                    "could not connect to {} of {} hosts:\n{}",
-                    failures.len(),
-                    plan.hosts.len(),
-                    failures.join("\n")
-                ),
-            })
+                known: Known::default(),
+            }
+            .run(plan)
+            .await
+            .map_err(|error| to_error(error, printer)),
+            Err(error) => Err(error),
         };
         pool.close().await;
         result

@@ -449,6 +449,7 @@ fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
                 .local_images
                 .as_ref()
                 .map(|local| local as &dyn super::LocalImages),
+            known: super::Known::default(),
         }
         .run(plan),
     );
@@ -1894,4 +1895,154 @@ fn health_checks_start_fast_and_never_wait_longer_than_kamal() {
         super::health_pause(u64::MAX),
         std::time::Duration::from_millis(100 << 16)
     );
+}
+
+/// The current-version query of a role (Kamal's `current_running_version`).
+const CURRENT_VERSION: &str = "| head -1 | while read line";
+
+fn count(commands: &[String], pattern: &str) -> usize {
+    commands.iter().filter(|c| c.contains(pattern)).count()
+}
+
+#[test]
+fn the_boot_stops_the_version_the_stale_check_found_without_asking_again() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute(
+        &plan,
+        vec![running_status(), rule(CURRENT_VERSION, 0, "v0\n")],
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        assert_eq!(count(&commands, CURRENT_VERSION), 1, "{commands:#?}");
+        let stop_old = position(
+            &commands,
+            "name=^jobs-workers-v0$' --quiet | xargs docker stop",
+        );
+        assert!(stop_old > position(&commands, "docker run --detach"));
+    }
+}
+
+#[test]
+fn a_renamed_container_makes_the_boot_ask_for_the_running_version_again() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute(
+        &plan,
+        vec![
+            running_status(),
+            rule(CURRENT_VERSION, 0, "v1\n"),
+            rule(
+                "container ls --all --filter 'name=^jobs-workers-v1$' --quiet",
+                0,
+                "abc123\n",
+            ),
+        ],
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    let commands = on(&outcome.log, "h1");
+    assert_eq!(count(&commands, CURRENT_VERSION), 2, "{commands:#?}");
+    let rename = position(&commands, "docker rename jobs-workers-v1");
+    let asked = commands
+        .iter()
+        .rposition(|c| c.contains(CURRENT_VERSION))
+        .expect("asked");
+    assert!(
+        rename < asked,
+        "asked again after the rename: {commands:#?}"
+    );
+}
+
+#[test]
+fn the_proxy_target_is_the_id_docker_run_printed() {
+    let plan = plan_for(WEB_AND_WORKER);
+    let full = "4f2a9c1be0d3".to_owned() + &"7".repeat(52);
+    let printed: &'static str = Box::leak(format!("{full}\n").into_boxed_str());
+    let outcome = execute(
+        &plan,
+        vec![
+            running_status(),
+            rule(
+                "docker run --detach --restart unless-stopped --name app-web-v1",
+                0,
+                printed,
+            ),
+        ],
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        assert_eq!(
+            count(
+                &commands,
+                "docker container ls --filter 'name=^app-web-v1$' --quiet"
+            ),
+            0,
+            "no probe for the id: {commands:#?}"
+        );
+        position(
+            &commands,
+            "kamal-proxy deploy app-web --target=\"4f2a9c1be0d3:3000\"",
+        );
+    }
+}
+
+#[test]
+fn without_an_id_from_docker_run_the_proxy_target_is_probed_as_kamal_does() {
+    let plan = plan_for(WEB_AND_WORKER);
+    let outcome = execute(
+        &plan,
+        vec![
+            running_status(),
+            rule(
+                "docker run --detach --restart unless-stopped --name app-web-v1",
+                0,
+                "not an id\n",
+            ),
+            rule(
+                "docker container ls --filter 'name=^app-web-v1$' --quiet",
+                0,
+                "c0ffee\n",
+            ),
+        ],
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    let commands = on(&outcome.log, "h1");
+    let probe = position(
+        &commands,
+        "docker container ls --filter 'name=^app-web-v1$' --quiet",
+    );
+    assert!(probe < position(&commands, "--target=\"c0ffee:3000\""));
+}
+
+#[test]
+fn a_proxy_found_by_the_version_check_is_not_looked_for_again() {
+    let plan = plan_for(PROXY_RUN);
+    let web = rule(
+        "docker container ls --filter 'name=^app-web-v1$' --quiet",
+        0,
+        "c0ffee\n",
+    );
+    let found = execute(
+        &plan,
+        vec![
+            running_status(),
+            web.clone(),
+            rule("docker inspect kamal-proxy --format", 0, "v0.9.2\n"),
+        ],
+    );
+    found.result.as_ref().expect("deploy succeeds");
+    let commands = on(&found.log, "h1");
+    assert_eq!(
+        count(&commands, "--filter 'name=^kamal-proxy$'"),
+        0,
+        "{commands:#?}"
+    );
+    assert_eq!(count(&commands, "docker image inspect"), 0, "{commands:#?}");
+    position(&commands, "docker container start kamal-proxy");
+    // No proxy container: the version check prints nothing, the image is looked at.
+    let missing = execute(&plan, vec![running_status(), web]);
+    missing.result.as_ref().expect("deploy succeeds");
+    let commands = on(&missing.log, "h1");
+    position(&commands, "--filter 'name=^kamal-proxy$'");
+    position(&commands, "docker image inspect");
 }

@@ -329,9 +329,15 @@ impl<'a> Ctx<'a> {
                             contents: env_file.clone(),
                         },
                     ),
-                    Step::new("run", Action::Run(self.accessory.run(Some(host)))),
                 ];
-                steps.extend(self.proxy_deploy());
+                let run = self.accessory.run(Some(host));
+                match self.proxy_deploy() {
+                    Some(deploy) => {
+                        steps.push(Step::new("run", Action::RunContainer(run)));
+                        steps.push(deploy);
+                    }
+                    None => steps.push(Step::new("run", Action::Run(run))),
+                }
                 steps
             }),
         ));

@@ -84,6 +84,10 @@ pub enum Action {
     Run(Command),
     /// Run; a non-zero exit is ignored (Kamal's `raise_on_non_zero_exit: false`).
     Try(Command),
+    /// Run `docker run --detach`; a non-zero exit fails the host. The id it prints (shortened
+    /// to the 12 characters `docker container ls --quiet` prints) names the new container to a
+    /// following [`Action::ProxyDeploy`] on the host, which then skips its probe.
+    RunContainer(Command),
     /// Run; a failure whose stderr contains `allowed` is ignored (`docker network create`).
     RunAllowing { command: Command, allowed: String },
     /// Write `contents` to `path` with permission bits `mode`.
@@ -108,11 +112,14 @@ pub enum Action {
         audit: Command,
         rename: Command,
     },
-    /// Capture the running version of the role (for [`Action::StopOld`]).
+    /// Capture the running version of the role (for [`Action::StopOld`]). When the same
+    /// command answered on the host earlier in the run ([`Action::StopStale`]'s `current`) and
+    /// no container was renamed there since, that answer is used instead of asking again.
     CaptureOldVersion(Command),
     /// Fail when the running proxy is older than the minimum version.
     CheckProxyVersion(Command),
-    /// Capture the new container's id with `probe`, then run `deploy` with it.
+    /// Capture the new container's id with `probe` (unless [`Action::RunContainer`] printed
+    /// it), then run `deploy` with it.
     ProxyDeploy { probe: Command, deploy: Command },
     /// Poll `status` until it prints `running` or `healthy` (Kamal's poller).
     WaitHealthy {
@@ -225,6 +232,7 @@ impl Action {
         match self {
             Action::Run(command)
             | Action::Try(command)
+            | Action::RunContainer(command)
             | Action::CaptureOldVersion(command)
             | Action::CheckProxyVersion(command)
             | Action::StopOld(command)
@@ -963,24 +971,30 @@ fn role_boot(
                 contents: env_file_contents(config, role, host, input.secrets),
             },
         ),
-        Step::new("run", Action::Run(app.run(host, Some(&hostname)))),
     ];
+    let run = app.run(host, Some(&hostname));
     match app.proxy_deploy(CONTAINER_ID) {
-        Some(deploy) if role.running_proxy() => start.push(Step::new(
-            "proxy deploy",
-            Action::ProxyDeploy {
-                probe: app.container_id_for_version(version, true),
-                deploy,
-            },
-        )),
-        _ => start.push(Step::new(
-            "wait for readiness",
-            Action::WaitHealthy {
-                status: app.status(version),
-                readiness_delay: u64::try_from(config.readiness_delay).unwrap_or(0),
-                timeout: u64::try_from(config.deploy_timeout).unwrap_or(30),
-            },
-        )),
+        Some(deploy) if role.running_proxy() => {
+            start.push(Step::new("run", Action::RunContainer(run)));
+            start.push(Step::new(
+                "proxy deploy",
+                Action::ProxyDeploy {
+                    probe: app.container_id_for_version(version, true),
+                    deploy,
+                },
+            ));
+        }
+        _ => {
+            start.push(Step::new("run", Action::Run(run)));
+            start.push(Step::new(
+                "wait for readiness",
+                Action::WaitHealthy {
+                    status: app.status(version),
+                    readiness_delay: u64::try_from(config.readiness_delay).unwrap_or(0),
+                    timeout: u64::try_from(config.deploy_timeout).unwrap_or(30),
+                },
+            ));
+        }
     }
     let mut finish = vec![Step::new(
         "stop old version",
@@ -1038,7 +1052,7 @@ fn render_proxy_image(out: &mut String, image: &ProxyImage) {
     if let Some(existing) = &image.existing {
         let _ = writeln!(
             out,
-            "    {}  (a proxy container already there: nothing to do)",
+            "    {}  (a proxy container there, or found by the version check: nothing to do)",
             for_log(existing)
         );
     }
@@ -1076,6 +1090,21 @@ fn render_step(out: &mut String, step: &Step) {
         Action::Try(command) => {
             let _ = writeln!(out, "    {}  (failure ignored)", for_log(command));
         }
+        Action::RunContainer(command) => {
+            let _ = writeln!(
+                out,
+                "    {}  (prints the proxy target's id: the probe below is skipped)",
+                for_log(command)
+            );
+        }
+        Action::CaptureOldVersion(command) => {
+            let _ = writeln!(
+                out,
+                "    {}  (unless the stale-container check answered it)",
+                for_log(command)
+            );
+        }
+
         Action::RenameIfClashing {
             probe,
             audit,
