@@ -24,3 +24,4 @@ pub mod shard;
 pub mod target;
 pub mod timefmt;
 pub mod tls;
+pub mod upstream;
