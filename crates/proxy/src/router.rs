@@ -32,7 +32,7 @@ use crate::pause::PauseSnapshot;
 use crate::rollout::RolloutController;
 use crate::service::{ChosenTarget, Service, ServiceState, Slots, request_host};
 use crate::service_map::ServiceMap;
-use crate::target::{ConnInfo, local_client};
+use crate::target::ConnInfo;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -625,11 +625,7 @@ impl Router {
         let (mut response, service) = match binding {
             None => (proxy_error(StatusCode::NOT_FOUND, ""), None),
             Some(binding) => {
-                let client = local_client();
-                let response = binding
-                    .service
-                    .serve(req, &binding.prefix, conn, &client)
-                    .await;
+                let response = binding.service.serve(req, &binding.prefix, conn).await;
                 (response, Some(binding.service))
             }
         };

@@ -18,7 +18,7 @@ use crate::pages::{ErrorPages, proxy_error};
 use crate::pause::{PauseController, PauseSnapshot, PauseState, WaitResult};
 use crate::rollout::{ROLLOUT_COOKIE, RolloutController};
 use crate::service_map::host_without_port;
-use crate::target::{ConnInfo, UpstreamClient, is_upgrade};
+use crate::target::{ConnInfo, is_upgrade};
 
 /// The target chosen for a request, recorded for the access log.
 #[derive(Debug, Clone)]
@@ -360,7 +360,6 @@ impl Service {
         mut req: Request<Body>,
         prefix: &str,
         conn: &ConnInfo,
-        client: &UpstreamClient,
     ) -> Response<Body> {
         let slots = self.slots();
         let options = &slots.options;
@@ -447,9 +446,7 @@ impl Service {
             return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
         };
 
-        let mut response = target
-            .proxy(claim, client, req, &slots.target_options, conn)
-            .await;
+        let mut response = target.proxy(claim, req, &slots.target_options, conn).await;
         response
             .extensions_mut()
             .insert(ChosenTarget(target.address.clone()));

@@ -7,11 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::uri::Authority;
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -19,28 +17,7 @@ use crate::body::{self, Body, ErrorFlagBody, GuardedBody};
 use crate::buffer;
 use crate::options::TargetOptions;
 use crate::pages::proxy_error;
-
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-pub fn upstream_client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(100)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
-}
-
-thread_local! {
-    /// One upstream connection pool per thread: a serving thread reuses the connections that its
-    /// own runtime drives.
-    static CLIENT: UpstreamClient = upstream_client();
-}
-
-/// This thread's upstream client (a handle to its pool).
-pub fn local_client() -> UpstreamClient {
-    CLIENT.with(Clone::clone)
-}
+use crate::upstream;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HealthState {
@@ -101,7 +78,8 @@ type InflightMap = rustc_hash::FxHashMap<u64, Inflight>;
 #[derive(Debug)]
 pub struct Target {
     pub address: String,
-    /// `address` parsed once, for the upstream request URI (`None` if it is no valid authority).
+    /// `address` parsed once: the key of its pooled connections (`None` if it is no valid
+    /// authority).
     authority: Option<Authority>,
     health: Mutex<HealthState>,
     draining: AtomicBool,
@@ -325,7 +303,6 @@ impl Target {
     pub async fn proxy(
         self: &Arc<Self>,
         claim: Claim,
-        client: &UpstreamClient,
         mut req: Request<Body>,
         options: &TargetOptions,
         conn: &ConnInfo,
@@ -340,15 +317,18 @@ impl Target {
             req.headers_mut().insert(header::UPGRADE, value);
         }
 
-        // `http://<address><path and query>`, from the parsed parts (no text round trip).
-        let mut parts = std::mem::take(req.uri_mut()).into_parts();
-        parts.scheme = Some(Scheme::HTTP);
-        parts.authority.clone_from(&self.authority);
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        let Ok(uri) = Uri::from_parts(parts) else {
+        // Origin form (`/path?query`), or authority form for `CONNECT`: the connection is to
+        // the target already.
+        let Some(authority) = &self.authority else {
             return proxy_error(StatusCode::BAD_REQUEST, "");
+        };
+        let uri = if req.method() == Method::CONNECT {
+            Uri::from(authority.clone())
+        } else {
+            match req.uri().path_and_query() {
+                Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
+                _ => Uri::default(),
+            }
         };
         *req.uri_mut() = uri;
         *req.version_mut() = http::Version::HTTP_11;
@@ -378,7 +358,7 @@ impl Target {
             req.map(|b| body::boxed(ErrorFlagBody::new(b, flag)))
         };
 
-        let send = tokio::time::timeout(options.response_timeout.0, client.request(req));
+        let send = tokio::time::timeout(options.response_timeout.0, upstream::send(authority, req));
         let result = tokio::select! {
             r = send => r,
             () = cancel.cancelled() => {
