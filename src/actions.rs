@@ -557,7 +557,7 @@ pub fn pin_to_digest(stages: &mut [Stage], repository: &str, digest: &str, image
     for stage in stages {
         for host in &mut stage.hosts {
             for step in &mut host.steps {
-                if step.label == "pull" {
+                if step.label == dhow_core::plan::PULL_STEP {
                     step.action = Action::Run(Command::combine(
                         [
                             Command::from_words(["docker", "pull", pinned.as_str()]),

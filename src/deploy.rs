@@ -16,8 +16,8 @@ use dhow_core::cmd::{BatchPart, Command, Token, batch, batch_progress, for_log};
 use dhow_core::docker::proxy;
 use dhow_core::event::{Event, Outcome, Stream, Timing};
 use dhow_core::plan::{
-    Action, Bootstrap, CONTAINER_ID, HostSteps, Mirror, OLD_VERSION, PROXY_IMAGE, Plan, ProxyImage,
-    RoleBoot, STALE_VERSION, Stage, Step, mirror_seed_hosts, substitute,
+    Action, Bootstrap, CONTAINER_ID, HostSteps, Mirror, OLD_VERSION, PROXY_IMAGE, PULL_STEP, Plan,
+    ProxyImage, RoleBoot, STALE_VERSION, Stage, Step, mirror_seed_hosts, substitute,
 };
 use dhow_remote::{CancellationToken, InputStream, Output, RemoteCommand, Transport};
 use tokio::sync::watch;
@@ -173,6 +173,34 @@ impl Known {
             known.clear();
         }
     }
+}
+
+/// Each host's steps split before its [`PULL_STEP`]: the steps that do not depend on the
+/// order of the pulls, and the rest (with the host's role boots).
+fn split_at_pull(hosts: &[&HostSteps]) -> (Vec<HostSteps>, Vec<HostSteps>) {
+    hosts
+        .iter()
+        .map(|host| {
+            let at = host
+                .steps
+                .iter()
+                .position(|step| step.label == PULL_STEP)
+                .unwrap_or(0);
+            let (before, after) = host.steps.split_at(at);
+            (
+                HostSteps {
+                    host: host.host.clone(),
+                    steps: before.to_vec(),
+                    roles: Vec::new(),
+                },
+                HostSteps {
+                    host: host.host.clone(),
+                    steps: after.to_vec(),
+                    roles: host.roles.clone(),
+                },
+            )
+        })
+        .unzip()
 }
 
 /// The 12-character id `docker container ls --quiet` prints, from `docker run --detach`'s full
@@ -489,7 +517,28 @@ impl<T: Transport> Executor<'_, T> {
             None => Ok(()),
         };
         if outcome.is_ok() {
-            outcome = match self.waves(stage, &hosts).await {
+            // With a mirror probe, each host's steps before the pull run beside the probes.
+            let probing = stage
+                .pull
+                .as_ref()
+                .is_some_and(|pull| pull.mirror_probe.is_some())
+                && hosts.len() > 1;
+            let (before, after) = if probing {
+                split_at_pull(&hosts)
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let before: Vec<&HostSteps> = before.iter().filter(|h| !h.steps.is_empty()).collect();
+            let rest: Vec<&HostSteps> = if probing {
+                after.iter().collect()
+            } else {
+                hosts.clone()
+            };
+            let (waves, first) = tokio::join!(
+                self.waves(stage, &rest),
+                self.hosts_quietly(stage, &before, health)
+            );
+            outcome = match first.and(waves) {
                 Ok(waves) => {
                     let mut result = Ok(());
                     for (index, wave) in waves.into_iter().enumerate() {
@@ -580,6 +629,38 @@ impl<T: Transport> Executor<'_, T> {
                 (self.emit)(Event::Warning { message });
             }
         }
+    }
+
+    /// Runs the hosts' steps like [`Executor::hosts`], reporting only the hosts that fail (the
+    /// rest of their stage reports them).
+    async fn hosts_quietly(
+        &self,
+        stage: &Stage,
+        hosts: &[&HostSteps],
+        health: &Mutex<Duration>,
+    ) -> Result<(), DeployError> {
+        let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();
+        let results = futures_all(hosts.iter().map(|host| async move {
+            let started = Instant::now();
+            let mut health_wait = Duration::ZERO;
+            let result = self.host(host, None, &mut health_wait).await;
+            if let Ok(mut total) = health.lock() {
+                *total = (*total).max(health_wait);
+            }
+            if let Err(message) = &result {
+                self.finished(
+                    &stage.label,
+                    Some(&host.host),
+                    started,
+                    Outcome::Failed {
+                        message: message.clone(),
+                    },
+                );
+            }
+            result
+        }))
+        .await;
+        collect_failures(&stage.label, &names, results)
     }
 
     /// The hosts of a stage in the order they run: all at once, or, for a pull stage with a

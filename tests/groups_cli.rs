@@ -560,7 +560,7 @@ fn local_registry_setup_remove_and_the_forwarded_pull() {
     }
     let plan = dry(dir.path(), &["plan"]);
     assert!(
-        plan.contains("== Pull app image\n  (while it runs, each host's 127.0.0.1:5555 is forwarded over SSH to localhost:5555 here)\n  (first on each host: docker info --format '{{index .RegistryConfig.Mirrors 0}}'; one host per registry mirror pulls before the others)\n"),
+        plan.contains("== Pull app image\n  (while it runs, each host's 127.0.0.1:5555 is forwarded over SSH to localhost:5555 here)\n  (on each host, beside the steps before the pull: docker info --format '{{index .RegistryConfig.Mirrors 0}}'; one host per registry mirror pulls before the others)\n"),
         "{plan}"
     );
     assert!(

@@ -363,7 +363,7 @@ fn pull(run: &Run) -> Result<(), Error> {
         .chain([
             groups::step("audit", Action::Run(record)),
             groups::step("remove old image", Action::Try(builder.clean())),
-            groups::step("pull", Action::Run(builder.pull())),
+            groups::step(plan::PULL_STEP, Action::Run(builder.pull())),
             groups::step("check service label", Action::Run(builder.validate_image())),
         ])
         .collect();

@@ -58,6 +58,9 @@ struct FakeHost {
     lock_busy: Arc<std::sync::atomic::AtomicUsize>,
     /// Set once `docker load` ran: `docker image inspect` succeeds from then on.
     loaded: std::sync::atomic::AtomicBool,
+    /// `(held, awaited)`: a command containing `held` is answered only once a command containing
+    /// `awaited` ran on the same host; after 2 s without it, it fails.
+    hold: Option<(&'static str, &'static str)>,
 }
 
 #[expect(
@@ -79,6 +82,24 @@ impl Transport for FakeHost {
             let mut stdin = command
                 .stdin()
                 .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+            if let Some((held, awaited)) = self.hold
+                && text.contains(held)
+            {
+                let seen = || {
+                    let log = self.log.lock().expect("log");
+                    log.commands
+                        .iter()
+                        .any(|(host, text, _)| host == &self.host && text.contains(awaited))
+                };
+                let mut waited = 0;
+                while !seen() {
+                    if waited == 200 {
+                        return Ok(ExitStatus::Code(97));
+                    }
+                    waited += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
             let parts = batch_parts(&text);
             self.log
                 .lock()
@@ -359,6 +380,8 @@ fn execute_cancelling(plan: &Plan, rules: Vec<Rule>, cancel_on: Option<&'static 
 #[derive(Default)]
 struct Options {
     cancel_on: Option<&'static str>,
+    /// See [`FakeHost::hold`].
+    hold: Option<(&'static str, &'static str)>,
     /// Lock acquisitions that find the lock held before it is free.
     lock_busy: usize,
     lock_wait: Option<std::time::Duration>,
@@ -412,6 +435,7 @@ fn execute_with(plan: &Plan, rules: Vec<Rule>, options: &Options) -> Outcome {
                     cancel_on: cancel_on.map(|pattern| (pattern, cancel.clone())),
                     lock_busy: Arc::clone(&lock_busy),
                     loaded: std::sync::atomic::AtomicBool::new(false),
+                    hold: options.hold,
                 }),
             )
         })
@@ -583,14 +607,20 @@ fn plain_commands_of_a_stage_share_one_round_trip_per_host() {
             .collect();
         let commands = on(&outcome.log, host);
         assert_eq!(trips.iter().sum::<usize>(), commands.len());
-        // Login, audit, image removal, pull and label check: one script; pruning (two audit
-        // lines and three prune commands): one script.
+        // Two hosts, so the mirror probe runs: login, audit and image removal are one script
+        // beside it, pull and label check one after it; pruning (two audit lines and three
+        // prune commands): one script.
+        assert_eq!(
+            trips[..3],
+            [1, 3, 2],
+            "{host}: probe, then the scripts: {trips:?}"
+        );
         assert_eq!(
             trips.iter().filter(|&&parts| parts == 5).count(),
-            2,
+            1,
             "{host}: {trips:?}"
         );
-        assert!(trips.len() < commands.len() - 8, "{host}: {trips:?}");
+        assert!(trips.len() < commands.len() - 7, "{host}: {trips:?}");
         // The password reaches the script's stdin, read by the login (its first command).
         let (_, login, stdin) = outcome
             .log
@@ -1467,11 +1497,8 @@ fn one_host_per_registry_mirror_pulls_before_the_rest() {
         .max()
         .expect("seeds");
     for host in ["h1", "h3"] {
-        assert!(last_probe < index(host, "Pulled image with version v1"));
-        assert!(
-            seeds_done < index(host, "Pulled image with version v1"),
-            "{all:#?}"
-        );
+        assert!(last_probe < index(host, "docker pull "));
+        assert!(seeds_done < index(host, "docker pull "), "{all:#?}");
     }
     let lines: Vec<String> = outcome
         .events
@@ -2045,4 +2072,69 @@ fn a_proxy_found_by_the_version_check_is_not_looked_for_again() {
     let commands = on(&missing.log, "h1");
     position(&commands, "--filter 'name=^kamal-proxy$'");
     position(&commands, "docker image inspect");
+}
+
+#[test]
+fn the_steps_before_the_pull_run_while_the_mirror_probe_does() {
+    let plan = plan_for(WORKERS);
+    // Each host's mirror probe answers only once its registry login ran: were the login to
+    // wait for the probes, the probes would time out and the pull fail.
+    let outcome = execute_with(
+        &plan,
+        vec![running_status()],
+        &Options {
+            hold: Some(("docker info --format", "docker login")),
+            ..Options::default()
+        },
+    );
+    outcome.result.as_ref().expect("deploy succeeds");
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        let probe = position(&commands, "docker info --format");
+        assert!(position(&commands, "docker login") < probe);
+        assert!(position(&commands, "docker image rm --force") < probe);
+        assert!(probe < position(&commands, "docker pull "), "{commands:#?}");
+    }
+    let finished: Vec<&str> = outcome
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::StepFinished {
+                step,
+                host: Some(host),
+                ..
+            } if step == "Pull app image" => Some(host.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished.len(), 2, "one finish per host: {finished:?}");
+}
+
+#[test]
+fn a_failed_login_beside_the_mirror_probe_fails_the_pull_before_any_host_pulls() {
+    let plan = plan_for(WORKERS);
+    let outcome = execute(
+        &plan,
+        vec![Rule {
+            host: Some("h2"),
+            pattern: "docker login",
+            status: 1,
+            stdout: "",
+            stderr: "unauthorized: incorrect username or password",
+        }],
+    );
+    let Err(DeployError::Hosts { failures, .. }) = &outcome.result else {
+        panic!("expected a host failure: {:?}", outcome.result);
+    };
+    let failed: Vec<&str> = failures.iter().map(|f| f.host.as_str()).collect();
+    assert_eq!(failed, ["h2"]);
+    assert!(failures[0].message.contains("unauthorized"), "{failures:?}");
+    for host in ["h1", "h2"] {
+        let commands = on(&outcome.log, host);
+        assert!(
+            !commands.iter().any(|c| c.contains("docker pull ")),
+            "{commands:#?}"
+        );
+        assert!(!commands.iter().any(|c| c.contains(".kamal/lock-")));
+    }
 }

@@ -354,9 +354,13 @@ pub struct PullSetup {
     pub forward_port: Option<u16>,
     /// With more than one host: `docker info --format '{{index .RegistryConfig.Mirrors 0}}'`
     /// on every host; the first host of each registry mirror pulls before the others (it seeds
-    /// the mirror), see [`mirror_seed_hosts`].
+    /// the mirror), see [`mirror_seed_hosts`]. A host's steps before its [`PULL_STEP`] (login,
+    /// audit line, old image removal) do not depend on that order: they run beside the probe.
     pub mirror_probe: Option<Command>,
 }
+
+/// The label of a pull stage's `docker pull` step.
+pub const PULL_STEP: &str = "pull";
 
 /// What `docker info` prints when the daemon has no registry mirror (Kamal's
 /// `mirror_hosts` ignores this failure of the probe and no other).
@@ -666,7 +670,7 @@ fn pull_stage(
                     ),
                 ));
                 steps.push(Step::new(
-                    "pull",
+                    PULL_STEP,
                     Action::Run(Command::from_words(["docker", "pull"]).arg(image)),
                 ));
                 steps.push(Step::new(
@@ -1256,7 +1260,7 @@ fn render_stage(out: &mut String, stage: &Stage) {
         if let Some(probe) = &pull.mirror_probe {
             let _ = writeln!(
                 out,
-                "  (first on each host: {}; one host per registry mirror pulls before the others)",
+                "  (on each host, beside the steps before the pull: {}; one host per registry mirror pulls before the others)",
                 for_log(probe)
             );
         }
