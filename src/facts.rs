@@ -64,14 +64,56 @@ pub fn git_uncommitted_changes(dir: &Path) -> bool {
     git(dir, &["status", "--porcelain"]).is_some_and(|status| !status.is_empty())
 }
 
+/// git's `user.name` and `user.email` (each empty when unset).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct GitUser {
+    name: String,
+    email: String,
+}
+
+impl GitUser {
+    /// From `git config --get-regexp` output: `<key> <value>` lines, the last value of a key
+    /// winning, as `git config <key>` answers.
+    fn parse(listing: &str) -> Self {
+        let mut user = Self::default();
+        for line in listing.lines() {
+            let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+            match key {
+                "user.name" => value.clone_into(&mut user.name),
+                "user.email" => value.clone_into(&mut user.email),
+                _ => {}
+            }
+        }
+        user
+    }
+}
+
+/// `git config user.name` and `user.email`, asked of git once per run and directory.
+fn git_user(dir: &Path) -> GitUser {
+    static ASKED: std::sync::Mutex<Vec<(std::path::PathBuf, GitUser)>> =
+        std::sync::Mutex::new(Vec::new());
+    if let Ok(asked) = ASKED.lock()
+        && let Some((_, user)) = asked.iter().find(|(asked_dir, _)| asked_dir == dir)
+    {
+        return user.clone();
+    }
+    let user = GitUser::parse(
+        &git(dir, &["config", "--get-regexp", r"^user\.(name|email)$"]).unwrap_or_default(),
+    );
+    if let Ok(mut asked) = ASKED.lock() {
+        asked.push((dir.to_path_buf(), user.clone()));
+    }
+    user
+}
+
 /// `git config user.name`, empty when unset.
 pub fn git_user_name(dir: &Path) -> String {
-    git(dir, &["config", "user.name"]).unwrap_or_default()
+    git_user(dir).name
 }
 
 /// `git config user.email`, empty when unset.
 pub fn git_email(dir: &Path) -> String {
-    git(dir, &["config", "user.email"]).unwrap_or_default()
+    git_user(dir).email
 }
 
 /// Who holds a lock, as Kamal records it: `git config user.name`, else `Unknown`.
@@ -181,6 +223,37 @@ mod tests {
         assert_eq!(hex.len(), 16);
         assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(random_hex(8), random_hex(8));
+    }
+
+    #[test]
+    fn git_user_reads_both_keys_last_value_winning() {
+        let user = GitUser::parse(
+            "user.name Ada Lovelace\nuser.email a@example.com\nuser.email b@example.com\n",
+        );
+        assert_eq!(user.name, "Ada Lovelace");
+        assert_eq!(user.email, "b@example.com");
+        assert_eq!(GitUser::parse(""), GitUser::default());
+    }
+
+    #[test]
+    fn git_user_answers_as_git_config_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git_in = |args: &[&str]| {
+            let output = Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("git");
+            assert!(output.status.success(), "git {args:?}");
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        git_in(&["init", "-q"]);
+        git_in(&["config", "user.name", "Ada  Lovelace (ops)"]);
+        git_in(&["config", "--add", "user.email", "first@example.com"]);
+        git_in(&["config", "--add", "user.email", "last@example.com"]);
+        assert_eq!(git_user_name(dir.path()), git_in(&["config", "user.name"]));
+        assert_eq!(git_email(dir.path()), git_in(&["config", "user.email"]));
+        assert_eq!(git_email(dir.path()), "last@example.com");
     }
 
     #[test]
