@@ -5,24 +5,20 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 use dhow_core::Secret;
 use dhow_core::cmd::{Command, for_log};
 use dhow_core::config::Credential;
 use dhow_core::docker::lock::{self, LockDetails};
 use dhow_core::docker::{registry, server};
-use dhow_core::event::Event;
 use dhow_core::plan::{self, Action, HostSteps, LockPlan, Phase, Plan, Stage, Step};
 use dhow_remote::{FanOut, RemoteCommand, RemoteError, Transport};
 
 use super::server::{Run, cancel_on_signals, runtime};
-use crate::deploy::{Executor, Known};
 use crate::error::Error;
 use crate::facts;
 use crate::printer::{Printer, Verbosity};
-use crate::reporter::{self, Format, Reporter};
 
 /// Kamal's `puts_by_host`: `<Kind> Host: <host>` (left out with `--quiet`), the output, a blank
 /// line.
@@ -287,13 +283,7 @@ pub fn render_plan(title: &str, plan: &Plan) -> String {
     format!("{title}\n{body}")
 }
 
-/// Hook names for the executor's per-stage hooks: the executor calls them `pre-app-boot` and
-/// `post-app-boot`; `proxy reboot` runs `pre-proxy-reboot` and `post-proxy-reboot` instead.
-#[derive(Debug, Clone, Copy)]
-pub struct StageHooks {
-    pub pre: &'static str,
-    pub post: &'static str,
-}
+pub use super::lifecycle::StageHooks;
 
 /// Runs `plan` (or prints it with `dry_run`): connects to its hosts, runs it with the deploy
 /// executor and a terminal reporter, maps a held lock to exit code 7.
@@ -311,10 +301,8 @@ pub fn execute(
     run_plan(run, title, &plan.hosts, plan, hooks)
 }
 
-/// Runs `plan` under its lock with the deploy executor and a terminal reporter that announces
-/// `command` on `shown_hosts` and ends with the timing breakdown; connects to every host of the
-/// plan (and the lock's primary) first and reports every host it cannot reach; maps a held
-/// lock to exit code 7.
+/// Runs `plan` under its lock ([`super::lifecycle::execute`]) with a terminal reporter that
+/// announces `command` on `shown_hosts`, and no deploy hooks but `hooks` around boot groups.
 pub fn run_plan(
     run: &Run,
     command: &str,
@@ -322,71 +310,20 @@ pub fn run_plan(
     plan: &Plan,
     hooks: Option<StageHooks>,
 ) -> Result<(), Error> {
-    let printer = run.printer;
-    let reporter: Mutex<Box<dyn Reporter>> =
-        Mutex::new(reporter::for_format(Format::Text, printer));
-    let emit = |event: Event| {
-        if let Ok(mut reporter) = reporter.lock() {
-            reporter.report(&event);
-        }
-    };
-    run.pre_connect()?;
-    let pool = run.pool()?;
-    let started = Instant::now();
-    emit(Event::RunStarted {
-        command: command.to_owned(),
-        hosts: shown_hosts.to_vec(),
-    });
-    let hook = |name: &str, hosts: &[String]| -> Result<(), String> {
-        let Some(names) = hooks else {
-            return Ok(());
-        };
-        let name = if name == "pre-app-boot" {
-            names.pre
-        } else {
-            names.post
-        };
-        let hosts = hosts.join(",");
-        run.hooks()
-            .run(name, true, &[("hosts", &hosts)])
-            .map_err(|error| error.render())
-    };
-    let runtime = runtime()?;
-    let result = runtime.block_on(async {
-        let cancel = cancel_on_signals();
-        let mut hosts = plan.hosts.clone();
-        if !hosts.contains(&plan.lock.primary) {
-            hosts.push(plan.lock.primary.clone());
-        }
-        let result = match super::lifecycle::connect(&pool, &hosts).await {
-            Ok(sessions) => Executor {
-                sessions: &sessions,
-                emit: &emit,
-                cancel: &cancel,
-                after_lock: None,
-                hook: hooks.map(|_| &hook as &crate::deploy::HookRunner<'_>),
-                ci: None,
-                before_release: None,
-                lock_wait: None,
-                lock_poll: super::lifecycle::LOCK_POLL,
-                local_images: Some(&crate::local::LocalDocker),
-                known: Known::default(),
-            }
-            .run(plan)
-            .await
-            .map_err(|error| super::lifecycle::to_error(error, printer)),
-            Err(error) => Err(error),
-        };
-        pool.close().await;
-        result
-    });
-    run.report_learned(&pool);
-    emit(Event::RunFinished {
-        succeeded: result.is_ok(),
-        elapsed: started.elapsed(),
-        timings: result.as_ref().map(Clone::clone).unwrap_or_default(),
-    });
-    result.map(|_| ())
+    super::lifecycle::execute(
+        run,
+        plan,
+        super::lifecycle::Execution {
+            command,
+            shown_hosts: Some(shown_hosts),
+            output: crate::cli::OutputFormat::Text,
+            lock_wait: None,
+            pre_deploy: false,
+            post_deploy: super::lifecycle::PostDeploy::Never,
+            stage_hooks: hooks,
+        },
+        run.printer,
+    )
 }
 
 /// The registry user and password of the configuration, resolved from the secrets (or the

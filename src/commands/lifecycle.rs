@@ -34,16 +34,34 @@ pub enum PostDeploy {
 
 /// How a plan is run.
 #[derive(Debug, Clone, Copy)]
-pub struct Execution {
+pub struct Execution<'a> {
     /// `KAMAL_COMMAND` and the run event's name.
-    pub command: &'static str,
+    pub command: &'a str,
+    /// The hosts the run announces (`None`: the plan's).
+    pub shown_hosts: Option<&'a [String]>,
     pub output: OutputFormat,
     /// `--lock-wait`.
     pub lock_wait: Option<Duration>,
     /// Whether the pre-deploy hook runs once the lock is held (and the checks passed).
     pub pre_deploy: bool,
     pub post_deploy: PostDeploy,
+    /// The hooks around each boot group (`None`: no hooks there).
+    pub stage_hooks: Option<StageHooks>,
 }
+
+/// The hooks run before and after each boot group: `pre-app-boot` and `post-app-boot` for the
+/// app; `proxy reboot` runs `pre-proxy-reboot` and `post-proxy-reboot` instead.
+#[derive(Debug, Clone, Copy)]
+pub struct StageHooks {
+    pub pre: &'static str,
+    pub post: &'static str,
+}
+
+/// The app's boot hooks.
+pub const APP_BOOT_HOOKS: StageHooks = StageHooks {
+    pre: "pre-app-boot",
+    post: "post-app-boot",
+};
 
 /// How often a held lock is polled under `--lock-wait`.
 pub const LOCK_POLL: Duration = Duration::from_secs(3);
@@ -134,7 +152,7 @@ pub async fn connect(
 pub fn execute(
     run: &Run,
     plan: &Plan,
-    execution: Execution,
+    execution: Execution<'_>,
     printer: Printer,
 ) -> Result<(), Error> {
     let format = match execution.output {
@@ -153,7 +171,7 @@ pub fn execute(
     let started = Instant::now();
     emit(Event::RunStarted {
         command: execution.command.to_owned(),
-        hosts: plan.hosts.clone(),
+        hosts: execution.shown_hosts.unwrap_or(&plan.hosts).to_vec(),
     });
     let runtime = runtime()?;
     let pre_deploy = || -> Result<(), String> {
@@ -161,7 +179,16 @@ pub fn execute(
             .run("pre-deploy", true, &[])
             .map_err(|error| error.render())
     };
+    // The executor names the app's hooks; a run with other stage hooks runs those instead.
     let hook = |name: &str, hosts: &[String]| -> Result<(), String> {
+        let Some(names) = execution.stage_hooks else {
+            return Ok(());
+        };
+        let name = if name == APP_BOOT_HOOKS.pre {
+            names.pre
+        } else {
+            names.post
+        };
         let hosts = hosts.join(",");
         run.hooks()
             .run(name, true, &[("hosts", &hosts)])
@@ -178,13 +205,19 @@ pub fn execute(
     };
     let result = runtime.block_on(async {
         let cancel = cancel_on_signals();
-        let result = match connect(&pool, &plan.hosts).await {
+        let mut hosts = plan.hosts.clone();
+        if !hosts.contains(&plan.lock.primary) {
+            hosts.push(plan.lock.primary.clone());
+        }
+        let result = match connect(&pool, &hosts).await {
             Ok(sessions) => Executor {
                 sessions: &sessions,
                 emit: &emit,
                 cancel: &cancel,
                 after_lock: execution.pre_deploy.then_some(&pre_deploy as _),
-                hook: Some(&hook),
+                hook: execution
+                    .stage_hooks
+                    .map(|_| &hook as &crate::deploy::HookRunner<'_>),
                 ci: None,
                 before_release: (execution.post_deploy == PostDeploy::BeforeRelease)
                     .then_some(&post_deploy_locked as _),

@@ -5,7 +5,7 @@
 use dhow_core::plan;
 
 use super::deploy::{input, lock_wait, prepare_for};
-use super::lifecycle::{self, Execution, PostDeploy};
+use super::lifecycle::{self, APP_BOOT_HOOKS, Execution, PostDeploy};
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
 use crate::error::Error;
 use crate::printer::Printer;
@@ -24,10 +24,12 @@ pub fn redeploy(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Res
         &plan,
         Execution {
             command: "redeploy",
+            shown_hosts: None,
             output: args.output.unwrap_or(OutputFormat::Text),
             lock_wait: lock_wait(args.lock_wait.as_deref())?,
             pre_deploy: true,
             post_deploy: PostDeploy::AfterRelease,
+            stage_hooks: Some(APP_BOOT_HOOKS),
         },
         printer,
     )

@@ -6,7 +6,7 @@ use dhow_core::plan;
 use dhow_core::plan::accessory::Operation;
 
 use super::deploy::{input, lock_wait, resolve};
-use super::lifecycle::{self, Execution, PostDeploy};
+use super::lifecycle::{self, APP_BOOT_HOOKS, Execution, PostDeploy};
 use super::server::Run;
 use crate::cli::{GlobalArgs, RemoveArgs};
 use crate::error::Error;
@@ -45,10 +45,12 @@ pub fn remove(args: &RemoveArgs, global: &GlobalArgs, printer: Printer) -> Resul
         &plan,
         Execution {
             command: "remove",
+            shown_hosts: None,
             output: args.output.unwrap_or(crate::cli::OutputFormat::Text),
             lock_wait: lock_wait(args.lock_wait.as_deref())?,
             pre_deploy: false,
             post_deploy: PostDeploy::Never,
+            stage_hooks: Some(APP_BOOT_HOOKS),
         },
         printer,
     )

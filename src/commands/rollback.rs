@@ -14,7 +14,7 @@ use dhow_core::plan;
 use dhow_remote::{RemoteCommand, Transport as _};
 
 use super::deploy::{input, lock_wait, resolve};
-use super::lifecycle::{self, Execution, PostDeploy};
+use super::lifecycle::{self, APP_BOOT_HOOKS, Execution, PostDeploy};
 use super::server::{Run, cancel_on_signals, runtime};
 use crate::cli::{GlobalArgs, RollbackArgs};
 use crate::error::Error;
@@ -54,10 +54,12 @@ pub fn rollback(args: &RollbackArgs, global: &GlobalArgs, printer: Printer) -> R
         &plan,
         Execution {
             command: "rollback",
+            shown_hosts: None,
             output: args.output.unwrap_or(crate::cli::OutputFormat::Text),
             lock_wait: lock_wait(args.lock_wait.as_deref())?,
             pre_deploy: true,
             post_deploy: PostDeploy::AfterRelease,
+            stage_hooks: Some(APP_BOOT_HOOKS),
         },
         printer,
     )

@@ -8,7 +8,7 @@ use dhow_core::plan;
 use dhow_core::plan::accessory::Operation;
 
 use super::deploy::{input, lock_wait, prepare_for};
-use super::lifecycle::{self, Execution, PostDeploy};
+use super::lifecycle::{self, APP_BOOT_HOOKS, Execution, PostDeploy};
 use crate::cli::{DeployArgs, GlobalArgs, OutputFormat};
 use crate::error::Error;
 use crate::printer::Printer;
@@ -28,10 +28,12 @@ pub fn setup(args: &DeployArgs, global: &GlobalArgs, printer: Printer) -> Result
         &plan,
         Execution {
             command: "setup",
+            shown_hosts: None,
             output: args.output.unwrap_or(OutputFormat::Text),
             lock_wait: lock_wait(args.lock_wait.as_deref())?,
             pre_deploy: true,
             post_deploy: PostDeploy::BeforeRelease,
+            stage_hooks: Some(APP_BOOT_HOOKS),
         },
         printer,
     )
