@@ -549,7 +549,9 @@ impl<T: Transport> Executor<'_, T> {
                                 line: "Pulling image on remaining hosts...".to_owned(),
                             });
                         }
-                        result = self.hosts(stage, &wave, health).await;
+                        result = self
+                            .hosts(stage, &wave, health, probing.then_some(started))
+                            .await;
                         if result.is_err() || self.cancel.is_cancelled() {
                             break;
                         }
@@ -728,11 +730,15 @@ impl<T: Transport> Executor<'_, T> {
     }
 
     /// Runs the hosts of one wave of a stage in parallel.
+    /// Runs the hosts' steps at once; each host's finish is reported with its time since
+    /// `since` (the stage's start, when its earlier steps ran beside the mirror probe), else
+    /// since it started here.
     async fn hosts(
         &self,
         stage: &Stage,
         hosts: &[&HostSteps],
         health: &Mutex<Duration>,
+        since: Option<Instant>,
     ) -> Result<(), DeployError> {
         if hosts.is_empty() {
             return Ok(());
@@ -745,7 +751,7 @@ impl<T: Transport> Executor<'_, T> {
         let (barrier, _) = watch::channel(None);
         let barrier = &barrier;
         let results = futures_all(hosts.iter().map(|host| async move {
-            let host_started = Instant::now();
+            let host_started = since.unwrap_or_else(Instant::now);
             let mut health_wait = Duration::ZERO;
             let result = self
                 .host(host, gated.then_some(barrier), &mut health_wait)
