@@ -149,9 +149,12 @@ struct DeployCmd {
     /// With --path-prefix, strip the prefix from the request before forwarding
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     strip_path_prefix: Option<bool>,
-    /// Configure TLS for this target (requires a non-empty host)
+    /// Configure TLS for this target (requires a non-empty host, or --tls-on-demand-url)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     tls: Option<bool>,
+    /// Obtain certificates for hosts this URL or service path approves (answers 200 to `?host=`)
+    #[arg(long, default_value = "")]
+    tls_on_demand_url: String,
     /// Use Let's Encrypt staging environment for certificate provisioning
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     tls_staging: Option<bool>,
@@ -518,6 +521,7 @@ fn deploy_call(cmd: DeployCmd) -> Result<Call, String> {
         tls_enabled: tls,
         tls_certificate_path: cmd.tls_certificate_path,
         tls_private_key_path: cmd.tls_private_key_path,
+        tls_on_demand_url: cmd.tls_on_demand_url,
         tls_redirect: cmd.tls_redirect.unwrap_or(true),
         canonical_host: cmd.canonical_host,
         acme_directory: acme_directory(cmd.tls_acme_directory, cmd.tls_staging)?,

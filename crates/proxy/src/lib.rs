@@ -11,6 +11,7 @@ pub mod health;
 pub mod load_balancer;
 pub mod log;
 pub mod metrics;
+pub mod on_demand;
 pub mod options;
 pub mod pages;
 pub mod paths;

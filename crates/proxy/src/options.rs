@@ -76,6 +76,7 @@ pub struct ServiceOptions {
     pub tls_enabled: bool,
     pub tls_certificate_path: String,
     pub tls_private_key_path: String,
+    pub tls_on_demand_url: String,
     pub tls_redirect: bool,
     pub canonical_host: String,
     pub acme_directory: String,
@@ -97,6 +98,7 @@ impl Default for ServiceOptions {
             tls_enabled: false,
             tls_certificate_path: String::new(),
             tls_private_key_path: String::new(),
+            tls_on_demand_url: String::new(),
             tls_redirect: true,
             canonical_host: String::new(),
             acme_directory: String::new(),
@@ -143,7 +145,29 @@ impl ServiceOptions {
     /// kamal-proxy's `ServiceOptions.Validate`.
     pub fn validate(&self) -> Result<(), ProxyError> {
         let invalid = |m: String| ProxyError::Message(format!("service options invalid: {m}"));
-        if self.tls_enabled && !self.has_configured_hosts() {
+        if !self.tls_on_demand_url.is_empty() && !self.tls_enabled {
+            return Err(invalid(
+                "TLS must be enabled to use a TLS on-demand URL".into(),
+            ));
+        }
+        if self.tls_enabled && !self.tls_on_demand_url.is_empty() {
+            if self.has_configured_hosts() {
+                return Err(invalid(
+                    "cannot set hosts when using a TLS on-demand URL".into(),
+                ));
+            }
+            if !self.tls_certificate_path.is_empty() || !self.tls_private_key_path.is_empty() {
+                return Err(invalid(
+                    "cannot use a custom TLS certificate with a TLS on-demand URL".into(),
+                ));
+            }
+            if !self.canonical_host.is_empty() {
+                return Err(invalid(
+                    "cannot set a canonical host when using a TLS on-demand URL".into(),
+                ));
+            }
+            crate::on_demand::Endpoint::parse(&self.tls_on_demand_url).map_err(invalid)?;
+        } else if self.tls_enabled && !self.has_configured_hosts() {
             return Err(invalid("host must be set when using TLS".into()));
         }
         if self.tls_enabled && !self.serves_root_path() {

@@ -50,6 +50,84 @@ fn deploy_test_tls_requires_a_real_host() {
     );
 }
 
+/// kamal-proxy's `TestDeployCommand_preRun_TLSOnDemandUrl` and the on-demand validation.
+#[test]
+fn deploy_test_tls_on_demand_url() {
+    // It removes the need for a host, and reaches the service options.
+    let d = deploy(&[
+        "app",
+        "--target=web:80",
+        "--tls",
+        "--tls-on-demand-url=http://example.com/validate",
+    ])
+    .unwrap();
+    assert_eq!(
+        d.service_options.tls_on_demand_url,
+        "http://example.com/validate"
+    );
+    assert!(d.service_options.tls_enabled);
+    assert!(
+        deploy(&[
+            "app",
+            "--target=web:80",
+            "--tls",
+            "--tls-on-demand-url",
+            "/allow-host?token=abc",
+        ])
+        .is_ok()
+    );
+    let invalid = |extra: &[&str]| {
+        let mut argv = vec!["app", "--target=web:80"];
+        argv.extend_from_slice(extra);
+        deploy(&argv).unwrap_err()
+    };
+    assert_eq!(
+        invalid(&[
+            "--tls",
+            "--tls-on-demand-url=http://example.com/validate",
+            "--host=example.com",
+        ]),
+        "service options invalid: cannot set hosts when using a TLS on-demand URL"
+    );
+    assert!(
+        invalid(&["--tls", "--tls-on-demand-url=ftp://example.com/validate"])
+            .contains("unsupported scheme"),
+    );
+    assert_eq!(
+        invalid(&["--tls-on-demand-url=/allow"]),
+        "service options invalid: TLS must be enabled to use a TLS on-demand URL"
+    );
+    assert_eq!(
+        invalid(&[
+            "--tls",
+            "--tls-on-demand-url=/allow",
+            "--tls-certificate-path=c.pem",
+            "--tls-private-key-path=k.pem",
+        ]),
+        "service options invalid: cannot use a custom TLS certificate with a TLS on-demand URL"
+    );
+    assert_eq!(
+        invalid(&[
+            "--tls",
+            "--tls-on-demand-url=/allow",
+            "--canonical-host=a.com",
+        ]),
+        "service options invalid: cannot set a canonical host when using a TLS on-demand URL"
+    );
+    for (url, message) in [
+        ("allow", "unable to parse tls-on-demand-url"),
+        (
+            "//example.com/x",
+            "must be a path or an absolute http(s) URL",
+        ),
+        ("https://", "missing host"),
+    ] {
+        let err = invalid(&["--tls", &format!("--tls-on-demand-url={url}")]);
+        assert!(err.starts_with("service options invalid: "), "{err}");
+        assert!(err.contains(message), "{url}: {err}");
+    }
+}
+
 #[test]
 fn deploy_test_canonical_host_must_be_in_host_list() {
     let err = deploy(&[

@@ -92,6 +92,37 @@ fn test_service_validate() {
     assert!(opts(&["a.com"], &[], false, "a.com").validate().is_ok());
     assert!(opts(&[], &[], false, "b.com").validate().is_ok());
     assert!(opts(&[], &["/api"], false, "").validate().is_ok());
+
+    // The on-demand combinations.
+    let on_demand = |hosts: &[&str], tls: bool, canonical: &str, url: &str| ServiceOptions {
+        tls_on_demand_url: url.to_string(),
+        ..opts(hosts, &[], tls, canonical)
+    };
+    assert!(on_demand(&[], true, "", "/allow").validate().is_ok());
+    assert!(
+        on_demand(&[""], true, "", "https://x.com/a")
+            .validate()
+            .is_ok()
+    );
+    assert!(
+        err(on_demand(&[], false, "", "/allow"))
+            .contains("TLS must be enabled to use a TLS on-demand URL")
+    );
+    assert!(
+        err(on_demand(&["a.com"], true, "", "/allow"))
+            .contains("cannot set hosts when using a TLS on-demand URL")
+    );
+    assert!(
+        err(on_demand(&[], true, "a.com", "/allow"))
+            .contains("cannot set a canonical host when using a TLS on-demand URL")
+    );
+    let mut custom = on_demand(&[], true, "", "/allow");
+    custom.tls_certificate_path = "c.pem".into();
+    assert!(err(custom).contains("cannot use a custom TLS certificate with a TLS on-demand URL"));
+    let mut not_root = on_demand(&[], true, "", "/allow");
+    not_root.path_prefixes = vec!["/api".into()];
+    assert!(err(not_root).contains("TLS settings must be specified on the root path service"));
+    assert!(err(on_demand(&[], true, "", "ftp://x.com/a")).contains("unsupported scheme"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
