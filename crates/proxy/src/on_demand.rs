@@ -1,8 +1,33 @@
-//! The on-demand TLS URL (`--tls-on-demand-url`): its validation, with kamal-proxy's errors, and
-//! the check URL asked about a host (`?host=<name>`, the query re-encoded in sorted order).
+//! Which hosts may get an automatic certificate: a service's own hosts, or, for a service deployed
+//! with `--tls-on-demand-url`, any host that the approval check answers 200 for (a GET to an
+//! external URL, or a path served by the service itself), hosts with a cached certificate
+//! excepted; also the on-demand URL's validation and the check URL (`?host=<name>`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Uri};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::acme::Issuer;
+use crate::body;
+use crate::log;
+use crate::router::Router;
+use crate::service::{InternalRequest, Service};
+use crate::target::ConnInfo;
+
+/// How long one approval check may take, answer included.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How much of a denial's body is kept for the log and the error.
+pub const MAX_DENIAL_BODY: usize = 256;
 
 /// A parsed `--tls-on-demand-url`: a path on the service itself, or an absolute http(s) URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +185,180 @@ fn query_unescape(text: &str) -> Option<String> {
         i += 1;
     }
     String::from_utf8(out).ok()
+}
+
+/// Whether the issuer already holds a certificate for `host` (in memory, or in the cache
+/// directory as `<host>` or autocert's RSA variant `<host>+rsa`); a trailing dot is ignored.
+pub fn has_cached_certificate(issuer: &Issuer, host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.contains('/') || host.starts_with('.') {
+        return false;
+    }
+    issuer.cached(host).is_some()
+        || [host.to_string(), format!("{host}+rsa")]
+            .iter()
+            .any(|name| issuer.dir().join(name).is_file())
+}
+
+/// Reads at most `limit` bytes of a body, as text.
+async fn body_prefix<B>(body: B, limit: usize) -> String
+where
+    B: HttpBody<Data = Bytes>,
+{
+    let mut body = Box::pin(body);
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let take = data.len().min(limit - out.len());
+                    out.extend_from_slice(&data[..take]);
+                }
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The path form: a GET routed through the service itself, `Host` set to the candidate, seen by
+/// the target as plain HTTP, with no HTTPS or canonical-host redirect.
+async fn probe_service(
+    service: &Service,
+    endpoint: &Endpoint,
+    host: &str,
+) -> Result<(u16, String), String> {
+    let uri: Uri = endpoint
+        .check_url(host)
+        .parse()
+        .map_err(|e| format!("on-demand check URL: {e}"))?;
+    let host_value = HeaderValue::from_str(host).map_err(|e| format!("host {host:?}: {e}"))?;
+    let mut req = Request::new(body::empty());
+    *req.method_mut() = Method::GET;
+    *req.uri_mut() = uri;
+    req.headers_mut().insert(header::HOST, host_value);
+    req.extensions_mut().insert(InternalRequest);
+    let conn = ConnInfo {
+        client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        client_port: 0,
+        tls: false,
+        port: 0,
+    };
+    let response = service.serve(req, "/", &conn).await;
+    let status = response.status().as_u16();
+    let text = if status == 200 {
+        String::new()
+    } else {
+        body_prefix(response.into_body(), MAX_DENIAL_BODY).await
+    };
+    Ok((status, text))
+}
+
+fn client_config() -> rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap_or_else(|_| rustls::ClientConfig::builder())
+                .with_root_certificates(roots)
+                .with_no_client_auth()
+        })
+        .clone()
+}
+
+/// The URL form: a GET to the URL, redirects not followed.
+async fn probe_url(endpoint: &Endpoint, host: &str) -> Result<(u16, String), String> {
+    let url = endpoint.check_url(host);
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("on-demand check URL {url}: {e}"))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(client_config())
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build(connector);
+    let response = client
+        .get(uri)
+        .await
+        .map_err(|e| format!("on-demand check {url}: {e}"))?;
+    let status = response.status().as_u16();
+    let text = if status == 200 {
+        String::new()
+    } else {
+        body_prefix(response.into_body(), MAX_DENIAL_BODY).await
+    };
+    Ok((status, text))
+}
+
+/// Asks the endpoint about `host` (within [`CHECK_TIMEOUT`]); only a 200 approves. A denial is
+/// logged with its status and up to [`MAX_DENIAL_BODY`] bytes of its body.
+pub async fn check(service: &Service, endpoint: &Endpoint, host: &str) -> Result<(), String> {
+    let probe = async {
+        if endpoint.is_local() {
+            probe_service(service, endpoint, host).await
+        } else {
+            probe_url(endpoint, host).await
+        }
+    };
+    let (status, text) = tokio::time::timeout(CHECK_TIMEOUT, probe)
+        .await
+        .map_err(|_| format!("TLS on-demand check for {host} timed out"))??;
+    if status == 200 {
+        return Ok(());
+    }
+    if log::active() {
+        log::emit_line(log::line(
+            "WARN",
+            "TLS on-demand check denied host",
+            &[
+                ("host", host.into()),
+                ("status", status.into()),
+                ("body", text.as_str().into()),
+            ],
+        ));
+    }
+    Err(format!(
+        "{host} is not allowed to get a certificate (status: {status}, body: {text:?})"
+    ))
+}
+
+/// For a TLS handshake naming `host`: the issuer to obtain its certificate from, when the host's
+/// root-path service has automatic TLS and the host may have a certificate (one of the service's
+/// hosts, or approved by the on-demand check).
+pub async fn approve(router: &Router, host: &str) -> Result<Arc<Issuer>, String> {
+    let service = router
+        .root_service(host)
+        .ok_or_else(|| format!("no service for {host}"))?;
+    let slots = service.slots();
+    if !service.tls_enabled() || slots.certificate.is_some() {
+        return Err(format!("{host} has no automatic TLS"));
+    }
+    let issuer = slots
+        .acme
+        .clone()
+        .ok_or_else(|| format!("{host} has no automatic TLS"))?;
+    let url = &slots.options.tls_on_demand_url;
+    if url.is_empty() {
+        // Only the service's own (exact) hosts get certificates.
+        return if slots.options.hosts.iter().any(|h| h == host) {
+            Ok(issuer)
+        } else {
+            Err(format!("{host} is not one of the service's hosts"))
+        };
+    }
+    if has_cached_certificate(&issuer, host) {
+        return Ok(issuer);
+    }
+    let endpoint = Endpoint::parse(url)?;
+    check(&service, &endpoint, host).await?;
+    Ok(issuer)
 }
 
 #[cfg(test)]

@@ -262,8 +262,14 @@ impl Router {
             .or_else(|| slots.acme.as_ref()?.cached(host))
     }
 
+    /// The service serving `/` for a host (exact, wildcard or catch-all).
+    pub fn root_service(&self, host: &str) -> Option<Arc<Service>> {
+        self.map().root_service(host)
+    }
+
     /// Before a TLS handshake completes: when the server name belongs to a service with automatic
-    /// TLS, loads its certificate from the cache or obtains it from the ACME directory.
+    /// TLS and may have a certificate (`on_demand::approve`), loads its certificate from the cache
+    /// or obtains it from the ACME directory.
     pub async fn prepare_certificate(&self, server_name: Option<&str>) {
         let Some(host) = server_name
             .map(|n| n.trim_end_matches('.').to_string())
@@ -271,21 +277,9 @@ impl Router {
         else {
             return;
         };
-        let Some(service) = self.map().root_service(&host) else {
-            return;
-        };
-        let slots = service.slots();
-        if !service.tls_enabled() || slots.certificate.is_some() {
-            return;
+        if let Ok(issuer) = crate::on_demand::approve(self, &host).await {
+            let _ = issuer.ensure(&self.acme, &host).await;
         }
-        let Some(issuer) = slots.acme.clone() else {
-            return;
-        };
-        // Host policy: only the service's own (exact) hosts get certificates.
-        if !slots.options.hosts.contains(&host) {
-            return;
-        }
-        let _ = issuer.ensure(&self.acme, &host).await;
     }
 
     pub fn default_tls_host(&self) -> Option<String> {

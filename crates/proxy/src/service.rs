@@ -20,6 +20,11 @@ use crate::rollout::{ROLLOUT_COOKIE, RolloutController};
 use crate::service_map::host_without_port;
 use crate::target::{ConnInfo, is_upgrade};
 
+/// Marks a request the proxy makes to a service itself (the on-demand TLS check): it gets no
+/// HTTPS or canonical-host redirect.
+#[derive(Debug, Clone, Copy)]
+pub struct InternalRequest;
+
 /// The target chosen for a request, recorded for the access log.
 #[derive(Debug, Clone)]
 pub struct ChosenTarget(pub String);
@@ -293,7 +298,7 @@ impl Service {
         }
         let want_https = tls && self.effective_redirect.load(Ordering::SeqCst) && !conn.tls;
         let canonical = !options.canonical_host.is_empty() && options.canonical_host != host;
-        if !want_https && !canonical {
+        if (!want_https && !canonical) || req.extensions().get::<InternalRequest>().is_some() {
             return None;
         }
         let scheme = if want_https { "https" } else { conn.scheme() };

@@ -1005,3 +1005,54 @@ async fn test_router_restore_last_saved_state() {
     restored.restore();
     check(restored).await;
 }
+
+/// The on-demand host policy is rebuilt from the state file: the restored service still asks its
+/// check URL, which allows one host and denies another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_router_restore_tls_on_demand_host_policy() {
+    let t = test_router();
+    let target = backend("ok", 200).await;
+    let checker = common::backend_with(|req| async move {
+        let allowed = req.uri().query() == Some("host=allowed.example.com");
+        let mut r = http::Response::new(dhow_proxy::body::full(""));
+        if !allowed {
+            *r.status_mut() = http::StatusCode::FORBIDDEN;
+        }
+        r
+    })
+    .await;
+    let mut so = service_options();
+    so.tls_enabled = true;
+    so.tls_on_demand_url = format!("http://{checker}/check");
+    so.acme_cache_path = t.dir.path().join("certs").display().to_string();
+    t.router
+        .deploy(args("app", &[&target], so.clone(), target_options()))
+        .await
+        .unwrap();
+    let state = std::fs::read_to_string(t.state_path()).unwrap();
+    assert!(
+        state.contains(&format!(
+            "\"tls_on_demand_url\":\"{}\"",
+            so.tls_on_demand_url
+        )),
+        "{state}"
+    );
+
+    let restored = Router::new(Some(t.state_path()));
+    restored.restore();
+    assert_eq!(
+        restored.slots("app").unwrap().options.tls_on_demand_url,
+        so.tls_on_demand_url
+    );
+    assert!(
+        dhow_proxy::on_demand::approve(&restored, "allowed.example.com")
+            .await
+            .is_ok()
+    );
+    let err = dhow_proxy::on_demand::approve(&restored, "denied.example.com")
+        .await
+        .unwrap_err();
+    assert!(err.contains("not allowed to get a certificate"), "{err}");
+    // The on-demand service is not a default TLS hostname for clients without SNI.
+    assert_eq!(restored.default_tls_host(), None);
+}

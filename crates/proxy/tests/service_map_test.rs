@@ -125,6 +125,26 @@ fn test_service_map_default_tls_hostname() {
     );
     let map = ServiceMap::build(services[..1].iter());
     assert_eq!(map.default_tls_host(), None);
+
+    // An on-demand TLS service (no host) is never the default, and setting it again (a redeploy
+    // rebuilds the map) does not displace the TLS service's host.
+    let on_demand = || {
+        let s = service("on-demand", &[], &[], true);
+        s.update(|slots| slots.options.tls_on_demand_url = "/allow".into());
+        s
+    };
+    let map = ServiceMap::build([&on_demand()]);
+    assert_eq!(map.default_tls_host(), None);
+    let map = ServiceMap::build([&services[1], &on_demand()]);
+    assert_eq!(
+        map.default_tls_host().as_deref(),
+        Some("secure.example.com")
+    );
+    let map = ServiceMap::build([&services[1], &on_demand()]);
+    assert_eq!(
+        map.default_tls_host().as_deref(),
+        Some("secure.example.com")
+    );
 }
 
 #[test]
