@@ -395,3 +395,88 @@ async fn test_acme_certificate_from_pebble() {
     assert_eq!((status, &body[..]), (200, &b"secured"[..]));
     restarted.shutdown().await;
 }
+
+/// On-demand TLS end to end: a service with no host, deployed with `--tls-on-demand-url=/allow`,
+/// whose backend approves one host. That host's first handshake is approved through the service
+/// and obtains a certificate from pebble; another host is denied and gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_acme_on_demand_certificate_from_pebble() {
+    let Some((pebble_bin, challtestsrv_bin)) = pebble() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _, _) = pebble_tls(dir.path());
+    let backend = backend_with(|req| async move {
+        let approved = req.uri().query() == Some(&format!("host={HOST}")[..]);
+        let mut response = http::Response::new(dhow_proxy::body::full("secured"));
+        if req.uri().path() == "/allow" && !approved {
+            *response.status_mut() = http::StatusCode::FORBIDDEN;
+        }
+        response
+    })
+    .await;
+    let server = start_proxy(dir.path(), &ca).await;
+    let pebble = start_pebble(
+        dir.path(),
+        &pebble_bin,
+        &challtestsrv_bin,
+        server.http_addr.port(),
+    )
+    .await;
+    let (acme_port, management_port, pebble_log) =
+        (pebble.acme_port, pebble.management_port, pebble.log.clone());
+
+    let directory = format!("https://127.0.0.1:{acme_port}/dir");
+    let cache = dir.path().join("certs");
+    let socket = dir.path().join("kamal-proxy.sock");
+    common::client_ok(
+        &socket,
+        &[
+            "deploy",
+            "app",
+            &format!("--target={backend}"),
+            "--tls",
+            "--tls-on-demand-url=/allow",
+            &format!("--tls-acme-directory={directory}"),
+            &format!("--tls-acme-cache-path={}", cache.display()),
+            "--health-check-interval=50ms",
+        ],
+    )
+    .await;
+
+    let test_ca: Vec<CertificateDer<'static>> = vec![CertificateDer::from_pem_file(&ca).unwrap()];
+    let (status, root_pem) = https_get(
+        SocketAddr::from(([127, 0, 0, 1], management_port)),
+        "localhost",
+        &test_ca,
+        "/roots/0",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    let pebble_root = vec![CertificateDer::from_pem_slice(&root_pem).unwrap()];
+
+    let https = server.https_addr.unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_secs(120),
+        https_get(https, HOST, &pebble_root, "/"),
+    )
+    .await
+    .expect("bounded: the first handshake waits for approval and issuance");
+    let (status, body) = first.unwrap_or_else(|e| {
+        panic!(
+            "{e}\npebble log:\n{}",
+            std::fs::read_to_string(&pebble_log).unwrap_or_default()
+        )
+    });
+    assert_eq!((status, &body[..]), (200, &b"secured"[..]));
+
+    let denied = "denied.dhow.test";
+    let other = https_get(https, denied, &pebble_root, "/").await;
+    assert!(other.is_err(), "{other:?}");
+    let cache_dir = dhow_proxy::acme::cache_dir(&cache.display().to_string(), &directory);
+    assert!(cache_dir.join(HOST).is_file());
+    assert!(!cache_dir.join(denied).exists());
+    drop(pebble);
+    server.shutdown().await;
+}
