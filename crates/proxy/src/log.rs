@@ -47,43 +47,86 @@ pub fn active() -> bool {
 
 /// One log line under construction: `time`, `level` and `msg` first, then fields in the order
 /// they are added.
+///
+/// The bytes go into a buffer that each thread reuses from line to line (kept at its size, `len`
+/// marking the end), copied eight at a time: the short strings of a line cost a few moves each
+/// rather than a call to `memcpy` (musl's copies short unaligned runs byte by byte).
 #[derive(Debug)]
 pub struct Line {
     buf: Vec<u8>,
+    len: usize,
 }
+
+thread_local! {
+    /// The buffer of this thread's last line, for its next one.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The size a line buffer starts at (an access-log line is about 450 bytes).
+const LINE_CAPACITY: usize = 1024;
 
 impl Line {
     pub fn new(level: &str, msg: &str) -> Self {
-        let mut line = Self {
-            buf: Vec::with_capacity(512),
-        };
-        line.buf.extend_from_slice(b"{\"time\":\"");
-        write_rfc3339(&mut line.buf, SystemTime::now());
-        line.buf.extend_from_slice(b"\",\"level\":");
+        let mut buf = SPARE.try_with(std::cell::Cell::take).unwrap_or_default();
+        if buf.len() < LINE_CAPACITY {
+            buf.resize(LINE_CAPACITY, 0);
+        }
+        let mut line = Self { buf, len: 0 };
+        line.put(b"{\"time\":\"");
+        line.put(&rfc3339(SystemTime::now()));
+        line.put(b"\",\"level\":");
         line.push_str(level);
-        line.buf.extend_from_slice(b",\"msg\":");
+        line.put(b",\"msg\":");
         line.push_str(msg);
         line
     }
 
-    /// A JSON string, escaped as `serde_json` escapes it. Text with nothing to escape (nearly all)
-    /// is copied in one piece.
-    fn push_str(&mut self, s: &str) {
-        if needs_escape(s.as_bytes()) {
-            // Writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut self.buf, s);
-        } else {
-            self.buf.reserve(s.len() + 2);
-            self.buf.push(b'"');
-            self.buf.extend_from_slice(s.as_bytes());
-            self.buf.push(b'"');
+    /// Room for `n` more bytes.
+    fn reserve(&mut self, n: usize) {
+        let needed = self.len + n;
+        if needed > self.buf.len() {
+            self.buf.resize(needed.max(self.buf.len() * 2), 0);
         }
     }
 
+    /// Appends `bytes`: eight at a time, the last eight overlapping the ones before; a shorter
+    /// run as two overlapping halves (fixed-size moves, never a loop the compiler could turn back
+    /// into a `memcpy` call).
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        self.reserve(n);
+        let at = self.len;
+        let out = &mut self.buf[at..at + n];
+        overlapping_copy(out, bytes);
+        self.len = at + n;
+    }
+
+    /// A JSON string, escaped as `serde_json` escapes it. Text with nothing to escape (nearly all)
+    /// is copied as it is.
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        if needs_escape(s.as_bytes()) {
+            let mut escaped = Vec::with_capacity(s.len() + 8);
+            // Writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut escaped, s);
+            self.put(&escaped);
+        } else {
+            let n = s.len();
+            self.reserve(n + 2);
+            let at = self.len;
+            self.buf[at] = b'"';
+            overlapping_copy(&mut self.buf[at + 1..at + 1 + n], s.as_bytes());
+            self.buf[at + 1 + n] = b'"';
+            self.len = at + n + 2;
+        }
+    }
+
+    #[inline]
     fn key(&mut self, key: &str) {
-        self.buf.push(b',');
+        self.put(b",");
         self.push_str(key);
-        self.buf.push(b':');
+        self.put(b":");
     }
 
     pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
@@ -94,86 +137,156 @@ impl Line {
 
     pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
         self.key(key);
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.put(itoa::Buffer::new().format(value).as_bytes());
         self
     }
 
     pub fn int(&mut self, key: &str, value: i64) -> &mut Self {
         self.key(key);
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+        self.put(itoa::Buffer::new().format(value).as_bytes());
         self
     }
 
     pub fn value(&mut self, key: &str, value: &Value) -> &mut Self {
         self.key(key);
-        let _ = serde_json::to_writer(&mut self.buf, value);
+        // Writing to a Vec cannot fail.
+        if let Ok(text) = serde_json::to_vec(value) {
+            self.put(&text);
+        }
         self
     }
 
     /// The finished line, without a newline.
     pub fn finish(mut self) -> String {
-        self.buf.push(b'}');
-        String::from_utf8(self.buf).unwrap_or_default()
+        self.put(b"}");
+        String::from_utf8(self.buf[..self.len].to_vec()).unwrap_or_default()
+    }
+
+    /// Finishes the line and sends it where [`emit_line`] would, without making a `String` of it
+    /// unless the test capture is on.
+    pub fn emit(mut self) {
+        self.put(b"}\n");
+        let text = &self.buf[..self.len];
+        if CAPTURING.load(Ordering::Relaxed)
+            && let Ok(mut capture) = CAPTURE.lock()
+            && let Some(lines) = capture.as_mut()
+        {
+            lines.push(String::from_utf8_lossy(&text[..text.len() - 1]).into_owned());
+        }
+        if ENABLED.load(Ordering::Relaxed) {
+            write_out(text);
+        }
+    }
+}
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        let _ = SPARE.try_with(|spare| spare.set(buf));
     }
 }
 
 /// Whether JSON needs any of these bytes escaped (a control character, `"` or `\\`). Eight
 /// bytes at a time with the bit tricks for "has a byte less than n" and "has a zero byte": exact
 /// as a yes/no answer, and a handful of instructions per word instead of three compares a byte.
+/// The bytes after the last whole word are checked as one more word (the last eight bytes, or
+/// the short string padded with a plain byte).
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGHS: u64 = ONES * 0x80;
     // Some byte of `word` is below `n` (n <= 128).
     let has_less = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
     let has_byte = |word: u64, b: u8| has_less(word ^ (ONES * u64::from(b)), 1);
+    let special = |word: [u8; 8]| {
+        let word = u64::from_ne_bytes(word);
+        has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\')
+    };
     let mut words = bytes.chunks_exact(8);
     for chunk in &mut words {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let word = u64::from_ne_bytes(word);
-        if has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\') {
+        if special(word) {
             return true;
         }
     }
-    words.remainder().iter().copied().any(is_special)
+    let rest = words.remainder();
+    if rest.is_empty() {
+        return false;
+    }
+    // The last eight bytes, or the short string's own bytes repeated (and padded with a plain
+    // one): either way only bytes of the string.
+    let mut word = [b'a'; 8];
+    let n = bytes.len();
+    if n >= 8 {
+        word.copy_from_slice(&bytes[n - 8..]);
+    } else {
+        overlapping_copy(&mut word[..n], bytes);
+        if n >= 4 {
+            copy_fixed::<4>(&mut word[4..], &bytes[n - 4..]);
+        }
+    }
+    special(word)
+}
+
+/// Copies `from` into `to` (the same length) with fixed-size moves: eight bytes at a time and
+/// the last eight overlapping, or for fewer than eight two overlapping halves of 4, 2 or 1.
+#[inline]
+fn overlapping_copy(to: &mut [u8], from: &[u8]) {
+    let n = from.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 <= n {
+            copy_fixed::<8>(&mut to[at..], &from[at..]);
+            at += 8;
+        }
+        copy_fixed::<8>(&mut to[n - 8..], &from[n - 8..]);
+    } else if n >= 4 {
+        copy_fixed::<4>(to, from);
+        copy_fixed::<4>(&mut to[n - 4..], &from[n - 4..]);
+    } else if n >= 2 {
+        copy_fixed::<2>(to, from);
+        copy_fixed::<2>(&mut to[n - 2..], &from[n - 2..]);
+    } else if n == 1 {
+        to[0] = from[0];
+    }
+}
+
+/// The first `N` bytes of `from` over the first `N` of `to`.
+#[inline]
+fn copy_fixed<const N: usize>(to: &mut [u8], from: &[u8]) {
+    let mut word = [0u8; N];
+    word.copy_from_slice(&from[..N]);
+    to[..N].copy_from_slice(&word);
 }
 
 /// A byte JSON escapes: a control character, `"` or `\\`.
+#[cfg(test)]
 fn is_special(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
 /// `2026-11-25T13:40:00.123456789Z`, as `timefmt::rfc3339` renders it.
-fn write_rfc3339(buf: &mut Vec<u8>, t: SystemTime) {
-    fn digits(buf: &mut Vec<u8>, value: u64, width: usize) {
-        let mut text = [b'0'; 20];
+fn rfc3339(t: SystemTime) -> [u8; 30] {
+    fn digits(out: &mut [u8], value: u64) {
         let mut v = value;
-        for slot in text[..width].iter_mut().rev() {
+        for slot in out.iter_mut().rev() {
             *slot = b'0' + u8::try_from(v % 10).unwrap_or(0);
             v /= 10;
         }
-        buf.extend_from_slice(&text[..width]);
     }
+    let mut text = *b"0000-00-00T00:00:00.000000000Z";
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = i64::try_from(d.as_secs()).unwrap_or(0);
     let (y, m, day) = crate::timefmt::civil(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400).unsigned_abs();
-    digits(buf, y.unsigned_abs(), 4);
-    buf.push(b'-');
-    digits(buf, u64::from(m), 2);
-    buf.push(b'-');
-    digits(buf, u64::from(day), 2);
-    buf.push(b'T');
-    digits(buf, rem / 3600, 2);
-    buf.push(b':');
-    digits(buf, (rem / 60) % 60, 2);
-    buf.push(b':');
-    digits(buf, rem % 60, 2);
-    buf.push(b'.');
-    digits(buf, u64::from(d.subsec_nanos()), 9);
-    buf.push(b'Z');
+    digits(&mut text[0..4], y.unsigned_abs());
+    digits(&mut text[5..7], u64::from(m));
+    digits(&mut text[8..10], u64::from(day));
+    digits(&mut text[11..13], rem / 3600);
+    digits(&mut text[14..16], (rem / 60) % 60);
+    digits(&mut text[17..19], rem % 60);
+    digits(&mut text[20..29], u64::from(d.subsec_nanos()));
+    text
 }
 
 pub fn line(level: &str, msg: &str, fields: &[(&str, Value)]) -> String {
@@ -290,14 +403,74 @@ mod tests {
     }
 
     #[test]
+    fn line_strings_of_every_length_are_copied_and_escaped_as_serde_json() {
+        for len in 0..70 {
+            let plain: String = (b'a'..=b'z').cycle().take(len).map(char::from).collect();
+            let mut variants = vec![plain.clone(), "é".repeat(len / 2)];
+            for at in [0, len / 2, len.saturating_sub(1)] {
+                if at < len {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = b'"';
+                    variants.push(String::from_utf8(bytes).unwrap());
+                }
+            }
+            for text in variants {
+                let mut line = Line::new("INFO", "m");
+                line.str(&text, &text)
+                    .uint("n", 1_234_567_890_123)
+                    .int("i", -7);
+                let finished = line.finish();
+                let key = serde_json::to_string(&text).unwrap();
+                let expected = format!(",{key}:{key},\"n\":1234567890123,\"i\":-7}}");
+                assert!(finished.ends_with(&expected), "{finished} {expected}");
+                let parsed: Value = serde_json::from_str(&finished).unwrap();
+                assert_eq!(parsed[&text], Value::from(text.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_line_longer_than_the_buffer_grows_it_and_the_next_line_starts_afresh() {
+        let long = "x".repeat(3 * LINE_CAPACITY);
+        let mut line = Line::new("INFO", "long");
+        line.str("a", &long);
+        let first = line.finish();
+        assert!(first.ends_with(&format!(",\"a\":\"{long}\"}}")));
+        let mut line = Line::new("INFO", "short");
+        line.str("b", "c");
+        let second = line.finish();
+        assert!(
+            second.ends_with(r#","level":"INFO","msg":"short","b":"c"}"#),
+            "{second}"
+        );
+        assert_eq!(
+            second.len(),
+            r#"{"time":"2025-11-25T13:40:00.000000789Z","level":"INFO","msg":"short","b":"c"}"#
+                .len()
+        );
+    }
+
+    #[test]
+    fn an_emitted_line_is_captured_as_finish_renders_it() {
+        capture_start();
+        let mut line = Line::new("INFO", "Request");
+        line.str("k", "v").uint("status", 200);
+        line.emit();
+        let lines = capture_take();
+        CAPTURING.store(false, Ordering::SeqCst);
+        let line = lines
+            .iter()
+            .find(|l| l.contains(r#""msg":"Request","k":"v""#))
+            .unwrap();
+        assert!(line.ends_with(r#","k":"v","status":200}"#), "{line}");
+        assert!(!line.contains('\n'));
+        let _: Value = serde_json::from_str(line).unwrap();
+    }
+
+    #[test]
     fn line_time_is_rfc3339_with_nanoseconds() {
         let t = UNIX_EPOCH + Duration::from_nanos(1_764_078_000_000_000_789);
-        let mut buf = Vec::new();
-        write_rfc3339(&mut buf, t);
-        assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "2025-11-25T13:40:00.000000789Z"
-        );
+        assert_eq!(&rfc3339(t), b"2025-11-25T13:40:00.000000789Z");
         assert_eq!(crate::timefmt::rfc3339(t), "2025-11-25T13:40:00.000000789Z");
     }
 

@@ -835,7 +835,7 @@ impl RequestRecord {
                     "resp_content_type",
                     header_str(self.resp_content_type.as_ref()),
                 );
-            log::emit_line(line.finish());
+            line.emit();
         }
         if !self.metrics_excluded {
             let m = metrics::global();
