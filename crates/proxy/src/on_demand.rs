@@ -244,7 +244,7 @@ async fn probe_service(
         tls: false,
         port: 0,
     };
-    let response = service.serve(req, "/", &conn).await;
+    let (response, _) = service.serve(req, "/", host, &conn).await;
     let status = response.status().as_u16();
     let text = if status == 200 {
         String::new()

@@ -3,6 +3,7 @@
 //! (request ID/start headers, lookup, error pages, access log and metrics).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -30,9 +31,9 @@ use crate::options::ServiceOptions;
 use crate::pages::{self, ErrorPages, proxy_error};
 use crate::pause::PauseSnapshot;
 use crate::rollout::RolloutController;
-use crate::service::{ChosenTarget, Service, ServiceState, Slots, request_host};
+use crate::service::{Service, ServiceState, Slots, request_host};
 use crate::service_map::ServiceMap;
-use crate::target::ConnInfo;
+use crate::target::{ConnInfo, IpText, Target};
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -565,32 +566,42 @@ impl Router {
         if let Some(response) = self.acme_challenge(req.uri().path()) {
             return response;
         }
-        let mut req = req.map(body::boxed);
+        // A body that has ended already (most requests have none) needs no box of its own.
+        let mut req = if req.body().is_end_stream() {
+            req.map(|_| body::empty())
+        } else {
+            req.map(body::boxed)
+        };
         let headers = req.headers_mut();
-        let existing = headers
-            .get(X_REQUEST_ID)
-            .filter(|v| v.to_str().is_ok())
-            .cloned();
-        let request_id = existing.unwrap_or_else(|| {
-            let mut text = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
-            let value = HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static(""));
-            headers.insert(X_REQUEST_ID, value.clone());
-            value
-        });
+        let request_id =
+            if let Some(existing) = headers.get(X_REQUEST_ID).filter(|v| v.to_str().is_ok()) {
+                RequestId::Header(existing.clone())
+            } else {
+                let mut text = [0u8; 36];
+                uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+                if let Ok(value) = HeaderValue::from_bytes(&text) {
+                    headers.insert(X_REQUEST_ID, value);
+                }
+                RequestId::Generated(text)
+            };
         if !headers.contains_key(X_REQUEST_START) {
-            let start = format!("t={}", crate::timefmt::unix_millis(SystemTime::now()));
-            if let Ok(v) = HeaderValue::from_str(&start) {
+            let millis = crate::timefmt::unix_millis(SystemTime::now());
+            let mut digits = itoa::Buffer::new();
+            let digits = digits.format(millis).as_bytes();
+            let mut text = [0u8; 42];
+            text[..2].copy_from_slice(b"t=");
+            text[2..2 + digits.len()].copy_from_slice(digits);
+            if let Ok(v) = HeaderValue::from_bytes(&text[..2 + digits.len()]) {
                 headers.insert(X_REQUEST_START, v);
             }
         }
         let host = request_host(&req);
-        let binding = self.map().lookup(&host, req.uri().path()).cloned();
-        let slots = binding.as_ref().map(|b| b.service.slots());
-        let metrics_excluded = match (&slots, &binding) {
+        let map = self.map();
+        let binding = map.lookup(&host, req.uri().path());
+        let slots = binding.map(|b| b.service.slots());
+        let metrics_excluded = match (&slots, binding) {
             (Some(slots), Some(binding)) => {
-                let path = req.uri().path().to_string();
-                apply_request_options(&mut req, &slots.options, &binding.prefix, &path)
+                apply_request_options(&mut req, &slots.options, &binding.prefix)
             }
             _ => false,
         };
@@ -599,7 +610,7 @@ impl Router {
             conn,
             host,
             request_id,
-            binding.as_ref().map(|b| Arc::clone(&b.service)),
+            binding.map(|b| Arc::clone(&b.service)),
             started,
         );
         record.metrics_excluded = metrics_excluded;
@@ -615,12 +626,16 @@ impl Router {
         }
         // Logged as 499 if the client goes away before the response starts.
         let mut pending = PendingLog(Some(record));
+        let host = pending.0.as_ref().map_or("", |r| r.host.as_str());
 
-        let (mut response, service) = match binding {
-            None => (proxy_error(StatusCode::NOT_FOUND, ""), None),
+        let (mut response, service, target) = match binding {
+            None => (proxy_error(StatusCode::NOT_FOUND, ""), None, None),
             Some(binding) => {
-                let response = binding.service.serve(req, &binding.prefix, conn).await;
-                (response, Some(binding.service))
+                let (response, target) = binding
+                    .service
+                    .serve(req, &binding.prefix, host, conn)
+                    .await;
+                (response, Some(&binding.service), target)
             }
         };
         let pages = service.as_ref().and_then(|s| s.pages());
@@ -628,10 +643,7 @@ impl Router {
         let Some(mut record) = pending.0.take() else {
             return response;
         };
-        record.target = response
-            .extensions()
-            .get::<ChosenTarget>()
-            .map(|t| t.0.clone());
+        record.target = target;
         record.status = response.status().as_u16();
         record.resp_content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         if let Some(slots) = &slots {
@@ -668,12 +680,7 @@ impl Router {
 
 /// The client-IP header replaces `X-Forwarded-For`; returns whether the (stripped) path is
 /// excluded from metrics.
-fn apply_request_options(
-    req: &mut Request<Body>,
-    options: &ServiceOptions,
-    prefix: &str,
-    path: &str,
-) -> bool {
+fn apply_request_options(req: &mut Request<Body>, options: &ServiceOptions, prefix: &str) -> bool {
     if !options.client_ip_header.is_empty()
         && let Some(value) = req
             .headers()
@@ -686,6 +693,7 @@ fn apply_request_options(
     if options.exclude_metrics_paths.is_empty() {
         return false;
     }
+    let path = req.uri().path();
     let stripped = if options.strip_prefix && prefix != "/" {
         path.strip_prefix(prefix)
             .map_or(path, |rest| if rest.is_empty() { "/" } else { rest })
@@ -703,12 +711,12 @@ struct RequestRecord {
     host: String,
     port: u16,
     uri: Uri,
-    request_id: HeaderValue,
+    request_id: RequestId,
     method: Method,
     req_content_length: i64,
     req_content_type: Option<HeaderValue>,
     remote_addr: Option<HeaderValue>,
-    client_addr: String,
+    client_ip: IpAddr,
     client_port: u16,
     user_agent: Option<HeaderValue>,
     version: Version,
@@ -716,10 +724,26 @@ struct RequestRecord {
     /// `req_<name>` / `resp_<name>` fields for the configured headers.
     headers: Vec<(String, String)>,
     service: Option<Arc<Service>>,
-    target: Option<String>,
+    target: Option<Arc<Target>>,
     status: u16,
     resp_content_type: Option<HeaderValue>,
     metrics_excluded: bool,
+}
+
+/// The request's ID: the client's `X-Request-ID`, or the one made for it.
+#[derive(Debug)]
+enum RequestId {
+    Header(HeaderValue),
+    Generated([u8; 36]),
+}
+
+impl RequestId {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Header(value) => header_str(Some(value)),
+            Self::Generated(text) => std::str::from_utf8(text).unwrap_or_default(),
+        }
+    }
 }
 
 fn header_str(value: Option<&HeaderValue>) -> &str {
@@ -742,7 +766,7 @@ impl RequestRecord {
         req: &Request<Body>,
         conn: &ConnInfo,
         host: String,
-        request_id: HeaderValue,
+        request_id: RequestId,
         service: Option<Arc<Service>>,
         started: Instant,
     ) -> Self {
@@ -764,7 +788,7 @@ impl RequestRecord {
             req_content_length: content_length,
             req_content_type: headers.get(header::CONTENT_TYPE).cloned(),
             remote_addr: headers.get(X_FORWARDED_FOR).cloned(),
-            client_addr: conn.client_ip_text(),
+            client_ip: conn.client_ip,
             client_port: conn.client_port,
             user_agent: headers.get(header::USER_AGENT).cloned(),
             version: req.version(),
@@ -797,7 +821,8 @@ impl RequestRecord {
     fn finish(self, status: u16, bytes: u64) {
         let duration = self.started.elapsed();
         if log::active() {
-            let client_addr = self.client_addr.as_str();
+            let client_ip = IpText::new(self.client_ip);
+            let client_addr = client_ip.as_str();
             let remote_addr = match header_str(self.remote_addr.as_ref()) {
                 "" => client_addr,
                 xff => xff,
@@ -806,7 +831,7 @@ impl RequestRecord {
             line.str("host", &self.host)
                 .uint("port", u64::from(self.port))
                 .str("path", self.uri.path())
-                .str("request_id", header_str(Some(&self.request_id)))
+                .str("request_id", self.request_id.as_str())
                 .str("method", self.method.as_str())
                 .int("req_content_length", self.req_content_length)
                 .str(
@@ -825,7 +850,10 @@ impl RequestRecord {
             }
             line.uint("status", u64::from(status))
                 .str("service", self.service_name())
-                .str("target", self.target.as_deref().unwrap_or_default())
+                .str(
+                    "target",
+                    self.target.as_ref().map_or("", |t| t.address.as_str()),
+                )
                 .uint(
                     "duration",
                     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),

@@ -18,16 +18,12 @@ use crate::pages::{ErrorPages, proxy_error};
 use crate::pause::{PauseController, PauseSnapshot, PauseState, WaitResult};
 use crate::rollout::{ROLLOUT_COOKIE, RolloutController};
 use crate::service_map::host_without_port;
-use crate::target::{ConnInfo, is_upgrade};
+use crate::target::{ConnInfo, Target, is_upgrade};
 
 /// Marks a request the proxy makes to a service itself (the on-demand TLS check): it gets no
 /// HTTPS or canonical-host redirect.
 #[derive(Debug, Clone, Copy)]
 pub struct InternalRequest;
-
-/// The target chosen for a request, recorded for the access log.
-#[derive(Debug, Clone)]
-pub struct ChosenTarget(pub String);
 
 #[derive(Debug, Clone, Default)]
 pub struct Slots {
@@ -359,49 +355,51 @@ impl Service {
         }
     }
 
-    /// Serves a request routed to this service under `prefix`.
+    /// Serves a request for `host` routed to this service under `prefix`; with the response, the
+    /// target it went to (none when it was answered here).
     pub async fn serve(
         &self,
         mut req: Request<Body>,
         prefix: &str,
+        host: &str,
         conn: &ConnInfo,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, Option<Arc<Target>>) {
         let slots = self.slots();
         let options = &slots.options;
-        let host = request_host(&req);
-        if let Some(response) = self.tls_and_redirects(&req, options, &host, conn) {
-            return response;
+        if let Some(response) = self.tls_and_redirects(&req, options, host, conn) {
+            return (response, None);
         }
 
-        let path = req.uri().path().to_string();
+        // The path without the prefix, when stripping changes it.
         let stripped = if options.strip_prefix && prefix != "/" {
-            let rest = path.strip_prefix(prefix).unwrap_or(&path);
-            if rest.is_empty() {
-                "/".to_string()
-            } else {
-                rest.to_string()
+            let path = req.uri().path();
+            match path.strip_prefix(prefix) {
+                Some("") => Some("/".to_string()),
+                Some(rest) => Some(rest.to_string()),
+                None => None,
             }
         } else {
-            path.clone()
+            None
         };
 
         if self.pause.state() != PauseState::Running
             && (req.method() == Method::GET || req.method() == Method::HEAD)
-            && stripped == slots.target_options.health_check_config.path
+            && stripped.as_deref().unwrap_or(req.uri().path())
+                == slots.target_options.health_check_config.path
         {
             let mut ok = Response::new(body::empty());
             *ok.status_mut() = StatusCode::OK;
-            return ok;
+            return (ok, None);
         }
         match self.pause.wait().await {
             WaitResult::Proceed => {}
             WaitResult::Stopped(message) => {
-                return proxy_error(StatusCode::SERVICE_UNAVAILABLE, &message);
+                return (proxy_error(StatusCode::SERVICE_UNAVAILABLE, &message), None);
             }
-            WaitResult::TimedOut => return proxy_error(StatusCode::GATEWAY_TIMEOUT, ""),
+            WaitResult::TimedOut => return (proxy_error(StatusCode::GATEWAY_TIMEOUT, ""), None),
         }
 
-        if stripped != path {
+        if let Some(stripped) = stripped {
             let query = req
                 .uri()
                 .query()
@@ -435,12 +433,12 @@ impl Service {
                 current.active.clone()
             };
             let Some(lb) = lb else {
-                return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
+                return (proxy_error(StatusCode::SERVICE_UNAVAILABLE, ""), None);
             };
             let read = (req.method() == Method::GET || req.method() == Method::HEAD)
                 && (!websocket || lb.read_targets_accept_websockets);
             let Some(target) = lb.choose(read, affinity) else {
-                return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
+                return (proxy_error(StatusCode::SERVICE_UNAVAILABLE, ""), None);
             };
             if let Some(claim) = target.claim(upgrade) {
                 chosen = Some((lb, read, target, claim));
@@ -448,18 +446,14 @@ impl Service {
             }
         }
         let Some((lb, read, target, claim)) = chosen else {
-            return proxy_error(StatusCode::SERVICE_UNAVAILABLE, "");
+            return (proxy_error(StatusCode::SERVICE_UNAVAILABLE, ""), None);
         };
 
         let mut response = target.proxy(claim, req, &slots.target_options, conn).await;
-        response
-            .extensions_mut()
-            .insert(ChosenTarget(target.address.clone()));
-
-        let scope = (slots.target_options.scope_cookie_paths && prefix != "/")
-            .then_some((prefix, host.as_str()));
+        let scope =
+            (slots.target_options.scope_cookie_paths && prefix != "/").then_some((prefix, host));
         Self::finish_response(&mut response, &lb, read, scope);
-        response
+        (response, Some(target))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::Authority;
 use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -55,21 +56,53 @@ impl ConnInfo {
         if self.tls { "https" } else { "http" }
     }
 
-    /// The client address as text (`IpAddr`'s `Display`, without the formatter for IPv4).
+    /// The client address as text (`IpAddr`'s `Display`).
     pub fn client_ip_text(&self) -> String {
-        match self.client_ip {
+        IpText::new(self.client_ip).as_str().to_string()
+    }
+}
+
+/// An address as text (`IpAddr`'s `Display`) in a buffer on the stack; IPv4 without the
+/// formatter.
+#[derive(Debug, Clone, Copy)]
+pub struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl IpText {
+    pub fn new(ip: IpAddr) -> Self {
+        let mut text = Self {
+            buf: [0; 48],
+            len: 0,
+        };
+        match ip {
             IpAddr::V4(ip) => {
-                let mut text = String::with_capacity(15);
                 for (i, octet) in ip.octets().into_iter().enumerate() {
                     if i > 0 {
-                        text.push('.');
+                        text.buf[text.len] = b'.';
+                        text.len += 1;
                     }
-                    text.push_str(itoa::Buffer::new().format(octet));
+                    let mut digits = itoa::Buffer::new();
+                    for &digit in digits.format(octet).as_bytes() {
+                        text.buf[text.len] = digit;
+                        text.len += 1;
+                    }
                 }
-                text
             }
-            IpAddr::V6(ip) => ip.to_string(),
+            IpAddr::V6(ip) => {
+                use std::io::Write;
+                let mut rest = &mut text.buf[..];
+                let _ = write!(rest, "{ip}");
+                let left = rest.len();
+                text.len = text.buf.len() - left;
+            }
         }
+        text
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 
@@ -78,6 +111,8 @@ type InflightMap = rustc_hash::FxHashMap<u64, Inflight>;
 #[derive(Debug)]
 pub struct Target {
     pub address: String,
+    /// `address` as a header value (`X-Kamal-Target`), made once.
+    address_value: Option<HeaderValue>,
     /// `address` parsed once: the key of its pooled connections (`None` if it is no valid
     /// authority).
     authority: Option<Authority>,
@@ -139,7 +174,7 @@ impl Drop for DrainRegistration<'_> {
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the legacy ones), never forwarded; `Upgrade` too
 /// (an upgrade is forwarded by setting it again).
-const HOP_BY_HOP: [HeaderName; 9] = [
+static HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -190,6 +225,7 @@ impl Target {
         let address = crate::options::target_with_port(address);
         Arc::new(Self {
             authority: address.parse().ok(),
+            address_value: HeaderValue::from_str(&address).ok(),
             address,
             health: Mutex::new(HealthState::Adding),
             draining: AtomicBool::new(false),
@@ -309,9 +345,11 @@ impl Target {
     ) -> Response<Body> {
         let upgrade = is_upgrade(&req);
         let Claim { guard, cancel } = claim;
-        let upgrade_value = req.headers().get(header::UPGRADE).cloned();
+        let upgrade_value = upgrade
+            .then(|| req.headers().get(header::UPGRADE).cloned())
+            .flatten();
         self.prepare_headers(&mut req, options, conn);
-        if let Some(value) = upgrade_value.filter(|_| upgrade) {
+        if let Some(value) = upgrade_value {
             req.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
             req.headers_mut().insert(header::UPGRADE, value);
@@ -322,15 +360,7 @@ impl Target {
         let Some(authority) = &self.authority else {
             return proxy_error(StatusCode::BAD_REQUEST, "");
         };
-        let uri = if req.method() == Method::CONNECT {
-            Uri::from(authority.clone())
-        } else {
-            match req.uri().path_and_query() {
-                Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
-                _ => Uri::default(),
-            }
-        };
-        *req.uri_mut() = uri;
+        *req.uri_mut() = forwarded_uri(&req, authority);
         *req.version_mut() = http::Version::HTTP_11;
 
         let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -353,6 +383,9 @@ impl Target {
                     return proxy_error(StatusCode::INTERNAL_SERVER_ERROR, "");
                 }
             }
+        } else if req.body().is_end_stream() {
+            // Nothing to read, nothing that can fail: no wrapper.
+            req
         } else {
             let flag = Arc::clone(&body_failed);
             req.map(|b| body::boxed(ErrorFlagBody::new(b, flag)))
@@ -424,7 +457,8 @@ impl Target {
         if let Some(host) = &host {
             headers.insert(header::HOST, host.clone());
         }
-        let client_ip = conn.client_ip_text();
+        let client_ip = IpText::new(conn.client_ip);
+        let client_ip = client_ip.as_str();
         let forwarded_for = HeaderName::from_static("x-forwarded-for");
         let forwarded_proto = HeaderName::from_static("x-forwarded-proto");
         let forwarded_host = HeaderName::from_static("x-forwarded-host");
@@ -444,12 +478,15 @@ impl Target {
         };
         if options.forward_headers {
             let xff = joined(headers, &forwarded_for).map_or_else(
-                || client_ip.clone(),
+                || client_ip.to_string(),
                 |prior| format!("{prior}, {client_ip}"),
             );
             set(headers, &forwarded_for, &xff);
             if !headers.contains_key(&forwarded_proto) {
-                set(headers, &forwarded_proto, conn.scheme());
+                headers.insert(
+                    forwarded_proto.clone(),
+                    HeaderValue::from_static(conn.scheme()),
+                );
             }
             if !headers.contains_key(&forwarded_host)
                 && let Some(host) = &host
@@ -462,13 +499,34 @@ impl Target {
             );
             set(headers, &kamal_target, &target);
         } else {
-            set(headers, &forwarded_for, &client_ip);
-            set(headers, &forwarded_proto, conn.scheme());
+            set(headers, &forwarded_for, client_ip);
+            headers.insert(
+                forwarded_proto.clone(),
+                HeaderValue::from_static(conn.scheme()),
+            );
             headers.remove(&forwarded_host);
-            if let Some(host) = &host {
-                headers.insert(forwarded_host.clone(), host.clone());
+            if let Some(host) = host {
+                headers.insert(forwarded_host.clone(), host);
             }
-            set(headers, &kamal_target, &self.address);
+            match &self.address_value {
+                Some(address) => {
+                    headers.insert(kamal_target.clone(), address.clone());
+                }
+                None => set(headers, &kamal_target, &self.address),
+            }
+        }
+    }
+}
+
+/// The URI a request is sent to its target with: origin form (`/path?query`), or authority form
+/// for `CONNECT`.
+fn forwarded_uri(req: &Request<Body>, authority: &Authority) -> Uri {
+    if req.method() == Method::CONNECT {
+        Uri::from(authority.clone())
+    } else {
+        match req.uri().path_and_query() {
+            Some(path) if path.as_str() != "/" => Uri::from(path.clone()),
+            _ => Uri::default(),
         }
     }
 }
