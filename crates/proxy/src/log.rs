@@ -72,11 +72,11 @@ impl Line {
             buf.resize(LINE_CAPACITY, 0);
         }
         let mut line = Self { buf, len: 0 };
-        line.put(b"{\"time\":\"");
-        line.put(&rfc3339(SystemTime::now()));
-        line.put(b"\",\"level\":");
+        line.raw(b"{\"time\":\"");
+        line.raw(&rfc3339(SystemTime::now()));
+        line.raw(b"\",\"level\":");
         line.push_str(level);
-        line.put(b",\"msg\":");
+        line.raw(b",\"msg\":");
         line.push_str(msg);
         line
     }
@@ -103,30 +103,73 @@ impl Line {
     }
 
     /// A JSON string, escaped as `serde_json` escapes it. Text with nothing to escape (nearly all)
-    /// is copied as it is.
+    /// is checked and copied in the same pass, eight bytes at a time.
     #[inline]
     fn push_str(&mut self, s: &str) {
-        if needs_escape(s.as_bytes()) {
-            let mut escaped = Vec::with_capacity(s.len() + 8);
-            // Writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut escaped, s);
-            self.put(&escaped);
-        } else {
-            let n = s.len();
-            self.reserve(n + 2);
-            let at = self.len;
-            self.buf[at] = b'"';
-            overlapping_copy(&mut self.buf[at + 1..at + 1 + n], s.as_bytes());
-            self.buf[at + 1 + n] = b'"';
+        let bytes = s.as_bytes();
+        let n = bytes.len();
+        self.reserve(n + 2);
+        let at = self.len;
+        let out = &mut self.buf[at..at + n + 2];
+        out[0] = b'"';
+        if copy_plain(&mut out[1..=n], bytes) {
+            out[n + 1] = b'"';
             self.len = at + n + 2;
+        } else {
+            self.push_escaped(s);
         }
+    }
+
+    #[cold]
+    fn push_escaped(&mut self, s: &str) {
+        let mut escaped = Vec::with_capacity(s.len() + 8);
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut escaped, s);
+        self.put(&escaped);
+    }
+
+    /// Bytes of a size known when compiling (a rendered key such as `,"host":`): a few moves.
+    #[inline]
+    fn raw<const N: usize>(&mut self, bytes: &[u8; N]) {
+        self.reserve(N);
+        let at = self.len;
+        self.buf[at..at + N].copy_from_slice(bytes);
+        self.len = at + N;
+    }
+
+    /// A string field whose key comes rendered, `,"name":` (a name with nothing to escape): the
+    /// fields of the access log, written without looking at their keys.
+    #[inline]
+    pub fn str_at<const N: usize>(&mut self, key: &[u8; N], value: &str) -> &mut Self {
+        debug_assert!(rendered_key(key));
+        self.raw(key);
+        self.push_str(value);
+        self
+    }
+
+    /// A number field whose key comes rendered, as for [`Line::str_at`].
+    #[inline]
+    pub fn uint_at<const N: usize>(&mut self, key: &[u8; N], value: u64) -> &mut Self {
+        debug_assert!(rendered_key(key));
+        self.raw(key);
+        self.put(itoa::Buffer::new().format(value).as_bytes());
+        self
+    }
+
+    /// A signed number field whose key comes rendered, as for [`Line::str_at`].
+    #[inline]
+    pub fn int_at<const N: usize>(&mut self, key: &[u8; N], value: i64) -> &mut Self {
+        debug_assert!(rendered_key(key));
+        self.raw(key);
+        self.put(itoa::Buffer::new().format(value).as_bytes());
+        self
     }
 
     #[inline]
     fn key(&mut self, key: &str) {
-        self.put(b",");
+        self.raw(b",");
         self.push_str(key);
-        self.put(b":");
+        self.raw(b":");
     }
 
     pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
@@ -158,14 +201,14 @@ impl Line {
 
     /// The finished line, without a newline.
     pub fn finish(mut self) -> String {
-        self.put(b"}");
+        self.raw(b"}");
         String::from_utf8(self.buf[..self.len].to_vec()).unwrap_or_default()
     }
 
     /// Finishes the line and sends it where [`emit_line`] would, without making a `String` of it
     /// unless the test capture is on.
     pub fn emit(mut self) {
-        self.put(b"}\n");
+        self.raw(b"}\n");
         let text = &self.buf[..self.len];
         if CAPTURING.load(Ordering::Relaxed)
             && let Ok(mut capture) = CAPTURE.lock()
@@ -186,46 +229,14 @@ impl Drop for Line {
     }
 }
 
-/// Whether JSON needs any of these bytes escaped (a control character, `"` or `\\`). Eight
-/// bytes at a time with the bit tricks for "has a byte less than n" and "has a zero byte": exact
-/// as a yes/no answer, and a handful of instructions per word instead of three compares a byte.
-/// The bytes after the last whole word are checked as one more word (the last eight bytes, or
-/// the short string padded with a plain byte).
+/// Whether JSON needs any of these bytes escaped (a control character, `"` or `\\`): what
+/// [`copy_plain`] finds, eight bytes at a time with the bit tricks for "has a byte less than n"
+/// and "has a zero byte" (exact as a yes/no answer).
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGHS: u64 = ONES * 0x80;
-    // Some byte of `word` is below `n` (n <= 128).
-    let has_less = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
-    let has_byte = |word: u64, b: u8| has_less(word ^ (ONES * u64::from(b)), 1);
-    let special = |word: [u8; 8]| {
-        let word = u64::from_ne_bytes(word);
-        has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\')
-    };
-    let mut words = bytes.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        if special(word) {
-            return true;
-        }
-    }
-    let rest = words.remainder();
-    if rest.is_empty() {
-        return false;
-    }
-    // The last eight bytes, or the short string's own bytes repeated (and padded with a plain
-    // one): either way only bytes of the string.
-    let mut word = [b'a'; 8];
-    let n = bytes.len();
-    if n >= 8 {
-        word.copy_from_slice(&bytes[n - 8..]);
-    } else {
-        overlapping_copy(&mut word[..n], bytes);
-        if n >= 4 {
-            copy_fixed::<4>(&mut word[4..], &bytes[n - 4..]);
-        }
-    }
-    special(word)
+    let mut scratch = [0u8; 64];
+    bytes
+        .chunks(64)
+        .any(|chunk| !copy_plain(&mut scratch[..chunk.len()], chunk))
 }
 
 /// Copies `from` into `to` (the same length) with fixed-size moves: eight bytes at a time and
@@ -249,6 +260,64 @@ fn overlapping_copy(to: &mut [u8], from: &[u8]) {
     } else if n == 1 {
         to[0] = from[0];
     }
+}
+
+/// Whether some byte of `word` is one JSON escapes (a control character, `"` or `\\`).
+#[inline]
+fn special_word(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = ONES * 0x80;
+    // Some byte of `word` is below `n` (n <= 128).
+    let has_less = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS != 0;
+    let has_byte = |word: u64, b: u8| has_less(word ^ (ONES * u64::from(b)), 1);
+    has_less(word, 0x20) || has_byte(word, b'"') || has_byte(word, b'\\')
+}
+
+/// Copies `from` into `to` (the same length) if it has nothing JSON escapes, checking each word
+/// as it is copied; `false` (and `to` partly written) if it has.
+#[inline]
+fn copy_plain(to: &mut [u8], from: &[u8]) -> bool {
+    let n = from.len();
+    if n >= 8 {
+        let mut at = 0;
+        loop {
+            let start = at.min(n - 8);
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&from[start..start + 8]);
+            if special_word(u64::from_ne_bytes(word)) {
+                return false;
+            }
+            to[start..start + 8].copy_from_slice(&word);
+            if start + 8 == n {
+                return true;
+            }
+            at = start + 8;
+        }
+    }
+    // Fewer than eight: the string's own bytes (two overlapping halves) padded with a plain one.
+    let mut word = [b'a'; 8];
+    if n >= 4 {
+        copy_fixed::<4>(&mut word, from);
+        copy_fixed::<4>(&mut word[4..], &from[n - 4..]);
+    } else if n >= 2 {
+        copy_fixed::<2>(&mut word, from);
+        copy_fixed::<2>(&mut word[2..], &from[n - 2..]);
+    } else if n == 1 {
+        word[0] = from[0];
+    }
+    if special_word(u64::from_ne_bytes(word)) {
+        return false;
+    }
+    overlapping_copy(to, from);
+    true
+}
+
+/// `,"name":` with a name that needs no escaping (checked in debug builds).
+fn rendered_key(key: &[u8]) -> bool {
+    key.len() >= 4
+        && key.starts_with(b",\"")
+        && key.ends_with(b"\":")
+        && !needs_escape(&key[2..key.len() - 2])
 }
 
 /// The first `N` bytes of `from` over the first `N` of `to`.
@@ -427,6 +496,32 @@ mod tests {
                 assert_eq!(parsed[&text], Value::from(text.as_str()));
             }
         }
+    }
+
+    #[test]
+    fn fields_with_rendered_keys_read_as_those_with_plain_keys() {
+        for value in [
+            "",
+            "a",
+            "abc",
+            "host.example",
+            "a \"quoted\" value\n",
+            "é/ü?x=1&y=2",
+        ] {
+            let mut plain = Line::new("INFO", "m");
+            plain.str("key", value).uint("n", 7).int("i", -3);
+            let mut rendered = Line::new("INFO", "m");
+            rendered
+                .str_at(b",\"key\":", value)
+                .uint_at(b",\"n\":", 7)
+                .int_at(b",\"i\":", -3);
+            let (plain, rendered) = (plain.finish(), rendered.finish());
+            // The times differ; everything after them is the same.
+            assert_eq!(plain[40..], rendered[40..], "{value:?}");
+        }
+        assert!(rendered_key(b",\"host\":"));
+        assert!(!rendered_key(b"\"host\":"));
+        assert!(!rendered_key(b",\"ho\"st\":"));
     }
 
     #[test]

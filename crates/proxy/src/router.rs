@@ -828,39 +828,42 @@ impl RequestRecord {
                 xff => xff,
             };
             let mut line = log::Line::new("INFO", "Request");
-            line.str("host", &self.host)
-                .uint("port", u64::from(self.port))
-                .str("path", self.uri.path())
-                .str("request_id", self.request_id.as_str())
-                .str("method", self.method.as_str())
-                .int("req_content_length", self.req_content_length)
-                .str(
-                    "req_content_type",
+            line.str_at(b",\"host\":", &self.host)
+                .uint_at(b",\"port\":", u64::from(self.port))
+                .str_at(b",\"path\":", self.uri.path())
+                .str_at(b",\"request_id\":", self.request_id.as_str())
+                .str_at(b",\"method\":", self.method.as_str())
+                .int_at(b",\"req_content_length\":", self.req_content_length)
+                .str_at(
+                    b",\"req_content_type\":",
                     header_str(self.req_content_type.as_ref()),
                 )
-                .str("remote_addr", remote_addr)
-                .str("client_addr", client_addr)
-                .str("client_port", itoa::Buffer::new().format(self.client_port))
-                .str("user_agent", header_str(self.user_agent.as_ref()))
-                .str("proto", proto(self.version))
-                .str("scheme", self.scheme)
-                .str("query", self.uri.query().unwrap_or_default());
+                .str_at(b",\"remote_addr\":", remote_addr)
+                .str_at(b",\"client_addr\":", client_addr)
+                .str_at(
+                    b",\"client_port\":",
+                    itoa::Buffer::new().format(self.client_port),
+                )
+                .str_at(b",\"user_agent\":", header_str(self.user_agent.as_ref()))
+                .str_at(b",\"proto\":", proto(self.version))
+                .str_at(b",\"scheme\":", self.scheme)
+                .str_at(b",\"query\":", self.uri.query().unwrap_or_default());
             for (key, value) in &self.headers {
                 line.str(key, value);
             }
-            line.uint("status", u64::from(status))
-                .str("service", self.service_name())
-                .str(
-                    "target",
+            line.uint_at(b",\"status\":", u64::from(status))
+                .str_at(b",\"service\":", self.service_name())
+                .str_at(
+                    b",\"target\":",
                     self.target.as_ref().map_or("", |t| t.address.as_str()),
                 )
-                .uint(
-                    "duration",
+                .uint_at(
+                    b",\"duration\":",
                     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
                 )
-                .uint("resp_content_length", bytes)
-                .str(
-                    "resp_content_type",
+                .uint_at(b",\"resp_content_length\":", bytes)
+                .str_at(
+                    b",\"resp_content_type\":",
                     header_str(self.resp_content_type.as_ref()),
                 );
             line.emit();
