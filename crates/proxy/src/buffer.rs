@@ -29,7 +29,14 @@ pub async fn buffer_body(mut input: Body, memory: usize, max: u64) -> Result<Bod
     {
         return Err(BufferError::TooLarge);
     }
+    // Nothing to read (most requests): the body is passed on as it is.
+    if input.is_end_stream() {
+        return Ok(input);
+    }
     let mut in_memory = BytesMut::new();
+    // The first chunk is kept as it came, and only copied once a second one follows: a body
+    // that arrives in one piece (most responses) is passed on without a copy.
+    let mut first: Option<Bytes> = None;
     let mut spill: Option<tokio::fs::File> = None;
     let mut total: u64 = 0;
     while let Some(frame) = input.frame().await {
@@ -41,9 +48,20 @@ pub async fn buffer_body(mut input: Body, memory: usize, max: u64) -> Result<Bod
         if max > 0 && total > max {
             return Err(BufferError::TooLarge);
         }
-        if spill.is_none() && in_memory.len() + data.len() <= memory {
-            in_memory.extend_from_slice(&data);
+        if spill.is_none() && total <= memory as u64 {
+            if first.is_none() && in_memory.is_empty() {
+                first = Some(data);
+            } else {
+                if let Some(first) = first.take() {
+                    in_memory.reserve(first.len() + data.len());
+                    in_memory.extend_from_slice(&first);
+                }
+                in_memory.extend_from_slice(&data);
+            }
             continue;
+        }
+        if let Some(first) = first.take() {
+            in_memory.extend_from_slice(&first);
         }
         if spill.is_none() {
             let file = tempfile::Builder::new()
@@ -56,7 +74,10 @@ pub async fn buffer_body(mut input: Body, memory: usize, max: u64) -> Result<Bod
             file.write_all(&data).await?;
         }
     }
-    let memory_part = in_memory.freeze();
+    let memory_part = match first {
+        Some(first) => first,
+        None => in_memory.freeze(),
+    };
     match spill {
         None => Ok(body::full(memory_part)),
         Some(mut file) => {
@@ -163,5 +184,28 @@ mod tests {
             Err(BufferError::TooLarge)
         ));
         assert_eq!(roundtrip(b"", 4, 10).await.unwrap(), b"");
+        // One chunk, two, and a first chunk that fits followed by one that spills.
+        assert_eq!(roundtrip(b"abc", 3, 0).await.unwrap(), b"abc");
+        assert_eq!(roundtrip(b"abcdef", 6, 0).await.unwrap(), b"abcdef");
+        assert_eq!(roundtrip(b"abcdefg", 6, 0).await.unwrap(), b"abcdefg");
+        assert_eq!(
+            roundtrip(b"abcdefghijk", 3, 0).await.unwrap(),
+            b"abcdefghijk"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_in_one_chunk_is_passed_on_without_a_copy_and_an_ended_one_as_it_is() {
+        let data = Bytes::from(vec![7u8; 1000]);
+        let input = body::boxed(Chunks(VecDeque::from([data.clone()])));
+        let out = buffer_body(input, 4096, 0).await.unwrap();
+        assert_eq!(out.size_hint().exact(), Some(1000));
+        let bytes = out.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes, data);
+        assert_eq!(bytes.as_ptr(), data.as_ptr());
+
+        let ended = buffer_body(body::empty(), 4096, 10).await.unwrap();
+        assert!(ended.is_end_stream());
+        assert!(ended.collect().await.unwrap().to_bytes().is_empty());
     }
 }

@@ -773,10 +773,12 @@ impl RequestRecord {
         let headers = req.headers();
         let content_length: i64 = header_str(headers.get(header::CONTENT_LENGTH))
             .parse()
-            .unwrap_or(if headers.contains_key(header::TRANSFER_ENCODING) {
-                -1
-            } else {
-                0
+            .unwrap_or_else(|_| {
+                if headers.contains_key(header::TRANSFER_ENCODING) {
+                    -1
+                } else {
+                    0
+                }
             });
         Self {
             started,

@@ -186,10 +186,16 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
+/// Whether `name` is one of [`HOP_BY_HOP`]: most names are ruled out by their length alone.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(name.as_str().len(), 2 | 7 | 10 | 16..=19) && HOP_BY_HOP.contains(name)
+}
+
+/// Removes the hop-by-hop headers and those `Connection` lists; whether there were any.
+fn remove_hop_by_hop(headers: &mut HeaderMap) -> bool {
     // Most messages carry none: one pass over their names, no lookups.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
-        return;
+    if !headers.keys().any(is_hop_by_hop) {
+        return false;
     }
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
@@ -205,6 +211,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
+    true
 }
 
 pub fn is_upgrade<B>(req: &Request<B>) -> bool {
@@ -430,9 +437,8 @@ impl Target {
 
         let (mut parts, incoming) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
-        let streaming = is_streaming(&parts.headers);
         let upstream_body = body::boxed(incoming);
-        if options.buffer_responses && !streaming {
+        if options.buffer_responses && !is_streaming(&parts.headers) {
             let buffered = tokio::select! {
                 r = buffer::buffer_body(upstream_body, options.memory_limit(), options.response_limit()) => r,
                 () = cancel.cancelled() => return proxy_error(StatusCode::GATEWAY_TIMEOUT, ""),
@@ -453,8 +459,13 @@ impl Target {
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
         let headers = req.headers_mut();
-        remove_hop_by_hop(headers);
-        if let Some(host) = &host {
+        // A single Host stays where it is unless `Connection` listed it.
+        let removed = remove_hop_by_hop(headers);
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let single_host = hosts.next().is_some() && hosts.next().is_none();
+        if (removed || !single_host)
+            && let Some(host) = &host
+        {
             headers.insert(header::HOST, host.clone());
         }
         let client_ip = IpText::new(conn.client_ip);
@@ -504,9 +515,11 @@ impl Target {
                 forwarded_proto.clone(),
                 HeaderValue::from_static(conn.scheme()),
             );
-            headers.remove(&forwarded_host);
+            // Inserting replaces every value there was.
             if let Some(host) = host {
                 headers.insert(forwarded_host.clone(), host);
+            } else {
+                headers.remove(&forwarded_host);
             }
             match &self.address_value {
                 Some(address) => {
@@ -564,6 +577,26 @@ mod tests {
                 port: 80,
             };
             assert_eq!(conn.client_ip_text(), ip);
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_names_are_told_from_others() {
+        for name in &HOP_BY_HOP {
+            assert!(is_hop_by_hop(name), "{name}");
+        }
+        for name in [
+            "host",
+            "user-agent",
+            "accept",
+            "content-length",
+            "x-forwarded-proto",
+            "x-forwarded-for",
+            "proxy-connections",
+            "tea",
+            "trailers",
+        ] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
         }
     }
 
