@@ -631,10 +631,10 @@ impl Router {
         let (mut response, service, target) = match binding {
             None => (proxy_error(StatusCode::NOT_FOUND, ""), None, None),
             Some(binding) => {
-                let (response, target) = binding
-                    .service
-                    .serve(req, &binding.prefix, host, conn)
-                    .await;
+                // Boxed: the state of forwarding is large, and the server moves this request's
+                // future (of which it would be part) into place by copying it whole.
+                let (response, target) =
+                    Box::pin(binding.service.serve(req, &binding.prefix, host, conn)).await;
                 (response, Some(&binding.service), target)
             }
         };
