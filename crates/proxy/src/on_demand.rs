@@ -238,12 +238,7 @@ async fn probe_service(
     *req.uri_mut() = uri;
     req.headers_mut().insert(header::HOST, host_value);
     req.extensions_mut().insert(InternalRequest);
-    let conn = ConnInfo {
-        client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        client_port: 0,
-        tls: false,
-        port: 0,
-    };
+    let conn = ConnInfo::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, false, 0);
     let (response, _) = service.serve(req, "/", host, &conn).await;
     let status = response.status().as_u16();
     let text = if status == 200 {

@@ -110,6 +110,10 @@ impl PauseController {
 
     /// Waits while paused (at most `fail_after` from now).
     pub async fn wait(&self) -> WaitResult {
+        // Running (nearly always): nothing to subscribe to.
+        if self.state.borrow().state == PauseState::Running {
+            return WaitResult::Proceed;
+        }
         let mut rx = self.state.subscribe();
         let snapshot = rx.borrow_and_update().clone();
         let deadline = match snapshot.state {

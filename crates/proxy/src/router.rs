@@ -3,7 +3,6 @@
 //! (request ID/start headers, lookup, error pages, access log and metrics).
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
@@ -716,7 +715,7 @@ struct RequestRecord {
     req_content_length: i64,
     req_content_type: Option<HeaderValue>,
     remote_addr: Option<HeaderValue>,
-    client_ip: IpAddr,
+    client_ip: IpText,
     client_port: u16,
     user_agent: Option<HeaderValue>,
     version: Version,
@@ -790,7 +789,7 @@ impl RequestRecord {
             req_content_length: content_length,
             req_content_type: headers.get(header::CONTENT_TYPE).cloned(),
             remote_addr: headers.get(X_FORWARDED_FOR).cloned(),
-            client_ip: conn.client_ip,
+            client_ip: conn.client_ip_rendered(),
             client_port: conn.client_port,
             user_agent: headers.get(header::USER_AGENT).cloned(),
             version: req.version(),
@@ -823,8 +822,7 @@ impl RequestRecord {
     fn finish(self, status: u16, bytes: u64) {
         let duration = self.started.elapsed();
         if log::active() {
-            let client_ip = IpText::new(self.client_ip);
-            let client_addr = client_ip.as_str();
+            let client_addr = self.client_ip.as_str();
             let remote_addr = match header_str(self.remote_addr.as_ref()) {
                 "" => client_addr,
                 xff => xff,

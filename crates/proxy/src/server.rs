@@ -283,12 +283,8 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
             let tls = tls.clone();
             let graceful = Arc::clone(&graceful);
             tokio::spawn(async move {
-                let conn = ConnInfo {
-                    client_ip: peer.ip().to_canonical(),
-                    client_port: peer.port(),
-                    tls: tls.is_some(),
-                    port,
-                };
+                let conn =
+                    ConnInfo::new(peer.ip().to_canonical(), peer.port(), tls.is_some(), port);
                 let service = service_fn(move |req: Request<Incoming>| {
                     let router = Arc::clone(&router);
                     let conn = conn.clone();

@@ -49,16 +49,38 @@ pub struct ConnInfo {
     pub client_port: u16,
     pub tls: bool,
     pub port: u16,
+    /// `client_ip` as text, rendered once for the connection's requests.
+    client_ip_text: IpText,
 }
 
 impl ConnInfo {
+    pub fn new(client_ip: IpAddr, client_port: u16, tls: bool, port: u16) -> Self {
+        Self {
+            client_ip,
+            client_port,
+            tls,
+            port,
+            client_ip_text: IpText::new(client_ip),
+        }
+    }
+
+    /// The client address as text, as rendered when the connection was accepted.
+    pub fn client_ip_str(&self) -> &str {
+        self.client_ip_text.as_str()
+    }
+
+    /// The client address as rendered when the connection was accepted, to keep.
+    pub fn client_ip_rendered(&self) -> IpText {
+        self.client_ip_text
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.tls { "https" } else { "http" }
     }
 
     /// The client address as text (`IpAddr`'s `Display`).
     pub fn client_ip_text(&self) -> String {
-        IpText::new(self.client_ip).as_str().to_string()
+        self.client_ip_str().to_string()
     }
 }
 
@@ -468,8 +490,7 @@ impl Target {
         {
             headers.insert(header::HOST, host.clone());
         }
-        let client_ip = IpText::new(conn.client_ip);
-        let client_ip = client_ip.as_str();
+        let client_ip = conn.client_ip_str();
         let forwarded_for = HeaderName::from_static("x-forwarded-for");
         let forwarded_proto = HeaderName::from_static("x-forwarded-proto");
         let forwarded_host = HeaderName::from_static("x-forwarded-host");
@@ -570,12 +591,7 @@ mod tests {
             "::1",
             "2001:db8::17",
         ] {
-            let conn = ConnInfo {
-                client_ip: ip.parse().unwrap(),
-                client_port: 1234,
-                tls: false,
-                port: 80,
-            };
+            let conn = ConnInfo::new(ip.parse().unwrap(), 1234, false, 80);
             assert_eq!(conn.client_ip_text(), ip);
         }
     }

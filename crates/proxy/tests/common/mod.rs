@@ -113,12 +113,12 @@ pub fn args(name: &str, targets: &[&str], so: ServiceOptions, to: TargetOptions)
 }
 
 pub fn conn(tls: bool) -> ConnInfo {
-    ConnInfo {
-        client_ip: "192.0.2.1".parse().unwrap(),
-        client_port: 1234,
+    ConnInfo::new(
+        "192.0.2.1".parse().unwrap(),
+        1234,
         tls,
-        port: if tls { 443 } else { 80 },
-    }
+        if tls { 443 } else { 80 },
+    )
 }
 
 /// Builds a request for a full URL (`http://host/path?q`), setting `Host` like a client would.
