@@ -15,6 +15,9 @@ pub struct Binding {
 #[derive(Debug, Default)]
 pub struct ServiceMap {
     hosts: HashMap<String, Vec<Binding>>,
+    /// Whether any host is a `*.` wildcard: without one, a host that matches no exact entry
+    /// goes straight to the catch-all (no wildcard key is made for it).
+    wildcards: bool,
 }
 
 /// Strips a port from a `Host` value (only when a `:` appears after position 0).
@@ -59,7 +62,8 @@ impl ServiceMap {
         for bindings in hosts.values_mut() {
             bindings.sort_by_key(|b| std::cmp::Reverse(b.prefix.len()));
         }
-        let map = Self { hosts };
+        let wildcards = hosts.keys().any(|h| h.starts_with("*."));
+        let map = Self { hosts, wildcards };
         for service in &services {
             let options = service.options();
             if options.path_prefixes.iter().any(|p| p == "/") {
@@ -83,7 +87,8 @@ impl ServiceMap {
         if let Some(b) = self.hosts.get(host) {
             return Some(b);
         }
-        if let Some(wildcard) = wildcard_of(host)
+        if self.wildcards
+            && let Some(wildcard) = wildcard_of(host)
             && let Some(b) = self.hosts.get(&wildcard)
         {
             return Some(b);
