@@ -175,6 +175,15 @@ impl Known {
     }
 }
 
+/// The mirror probe a pull stage over `hosts` hosts runs (only with more than one host).
+fn mirror_probe(stage: &Stage, hosts: usize) -> Option<&Command> {
+    stage
+        .pull
+        .as_ref()
+        .and_then(|pull| pull.mirror_probe.as_ref())
+        .filter(|_| hosts > 1)
+}
+
 /// Each host's steps split before its [`PULL_STEP`]: the steps that do not depend on the
 /// order of the pulls, and the rest (with the host's role boots).
 fn split_at_pull(hosts: &[&HostSteps]) -> (Vec<HostSteps>, Vec<HostSteps>) {
@@ -518,11 +527,7 @@ impl<T: Transport> Executor<'_, T> {
         };
         if outcome.is_ok() {
             // With a mirror probe, each host's steps before the pull run beside the probes.
-            let probing = stage
-                .pull
-                .as_ref()
-                .is_some_and(|pull| pull.mirror_probe.is_some())
-                && hosts.len() > 1;
+            let probing = mirror_probe(stage, hosts.len()).is_some();
             let (before, after) = if probing {
                 split_at_pull(&hosts)
             } else {
@@ -673,11 +678,7 @@ impl<T: Transport> Executor<'_, T> {
         stage: &Stage,
         hosts: &[&'h HostSteps],
     ) -> Result<Vec<Vec<&'h HostSteps>>, DeployError> {
-        let probe = stage
-            .pull
-            .as_ref()
-            .and_then(|pull| pull.mirror_probe.as_ref());
-        let Some(probe) = probe.filter(|_| hosts.len() > 1) else {
+        let Some(probe) = mirror_probe(stage, hosts.len()) else {
             return Ok(vec![hosts.to_vec()]);
         };
         let names: Vec<String> = hosts.iter().map(|host| host.host.clone()).collect();

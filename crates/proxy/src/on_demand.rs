@@ -240,13 +240,18 @@ async fn probe_service(
     req.extensions_mut().insert(InternalRequest);
     let conn = ConnInfo::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0, false, 0);
     let (response, _) = service.serve(req, "/", host, &conn).await;
+    Ok(answer(response).await)
+}
+
+/// A check's answer: its status, and for a denial the start of its body.
+async fn answer<B: HttpBody<Data = Bytes>>(response: http::Response<B>) -> (u16, String) {
     let status = response.status().as_u16();
     let text = if status == 200 {
         String::new()
     } else {
         body_prefix(response.into_body(), MAX_DENIAL_BODY).await
     };
-    Ok((status, text))
+    (status, text)
 }
 
 fn client_config() -> rustls::ClientConfig {
@@ -283,13 +288,7 @@ async fn probe_url(endpoint: &Endpoint, host: &str) -> Result<(u16, String), Str
         .get(uri)
         .await
         .map_err(|e| format!("on-demand check {url}: {e}"))?;
-    let status = response.status().as_u16();
-    let text = if status == 200 {
-        String::new()
-    } else {
-        body_prefix(response.into_body(), MAX_DENIAL_BODY).await
-    };
-    Ok((status, text))
+    Ok(answer(response).await)
 }
 
 /// Asks the endpoint about `host` (within [`CHECK_TIMEOUT`]); only a 200 approves. A denial is

@@ -286,6 +286,22 @@ async fn start_pebble(
 }
 
 /// `kamal-proxy deploy` through the client binary, naming the test directory and cache path.
+/// pebble's root (regenerated at every start), from its management interface (served with the
+/// test CA `ca`).
+async fn pebble_root(ca: &Path, management_port: u16) -> Vec<CertificateDer<'static>> {
+    let test_ca: Vec<CertificateDer<'static>> = vec![CertificateDer::from_pem_file(ca).unwrap()];
+    let (status, root_pem) = https_get(
+        SocketAddr::from(([127, 0, 0, 1], management_port)),
+        "localhost",
+        &test_ca,
+        "/roots/0",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    vec![CertificateDer::from_pem_slice(&root_pem).unwrap()]
+}
+
 async fn deploy_with_acme(socket: &Path, backend: &str, directory: &str, cache: &Path) {
     common::client_ok(
         socket,
@@ -330,18 +346,7 @@ async fn test_acme_certificate_from_pebble() {
     let socket = dir.path().join("kamal-proxy.sock");
     deploy_with_acme(&socket, &backend, &directory, &cache).await;
 
-    // pebble's root (regenerated at every start), from its management interface.
-    let test_ca: Vec<CertificateDer<'static>> = vec![CertificateDer::from_pem_file(&ca).unwrap()];
-    let (status, root_pem) = https_get(
-        SocketAddr::from(([127, 0, 0, 1], management_port)),
-        "localhost",
-        &test_ca,
-        "/roots/0",
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200);
-    let pebble_root = vec![CertificateDer::from_pem_slice(&root_pem).unwrap()];
+    let pebble_root = pebble_root(&ca, management_port).await;
 
     // HTTP redirects to HTTPS (the challenge path is served before this, for pebble).
     assert_eq!(
@@ -444,17 +449,7 @@ async fn test_acme_on_demand_certificate_from_pebble() {
     )
     .await;
 
-    let test_ca: Vec<CertificateDer<'static>> = vec![CertificateDer::from_pem_file(&ca).unwrap()];
-    let (status, root_pem) = https_get(
-        SocketAddr::from(([127, 0, 0, 1], management_port)),
-        "localhost",
-        &test_ca,
-        "/roots/0",
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200);
-    let pebble_root = vec![CertificateDer::from_pem_slice(&root_pem).unwrap()];
+    let pebble_root = pebble_root(&ca, management_port).await;
 
     let https = server.https_addr.unwrap();
     let first = tokio::time::timeout(

@@ -16,7 +16,6 @@ use dhow_proxy::options::Nanos;
 use dhow_proxy::target::{HealthState, Target};
 use http::Response;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, mpsc};
 
@@ -99,31 +98,7 @@ async fn test_target_stream_responses_sse() {
 }
 
 async fn echo_ws_backend() -> String {
-    backend_with(|mut req| async move {
-        if req.headers().contains_key("upgrade") {
-            let on = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
-                if let Ok(upgraded) = on.await {
-                    let mut io = TokioIo::new(upgraded);
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = io.read(&mut buf).await {
-                        if n == 0 || io.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            });
-            Response::builder()
-                .status(101)
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .body(body::empty())
-                .unwrap()
-        } else {
-            Response::new(body::full("ok"))
-        }
-    })
-    .await
+    backend_with(|req| async move { ws_echo(req) }).await
 }
 
 async fn open_websocket(addr: std::net::SocketAddr) -> tokio::net::TcpStream {

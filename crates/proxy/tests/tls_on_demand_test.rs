@@ -50,6 +50,16 @@ async fn deploy_on_demand(router: &Router, target: &str, options: ServiceOptions
 
 /// A backend answering `/up` and, on `/allow-host`, 200 for `allowed.example.com` and 403
 /// `Access denied` for any other host.
+/// `allowed.example.com` is approved; `denied.example.com` is refused with the checker's 403
+/// and its body.
+async fn assert_allowed_host_only(router: &Router) {
+    assert!(approve(router, "allowed.example.com").await.is_ok());
+    let err = approve(router, "denied.example.com").await.unwrap_err();
+    assert!(err.contains("not allowed to get a certificate"), "{err}");
+    assert!(err.contains("status: 403"), "{err}");
+    assert!(err.contains("Access denied"), "{err}");
+}
+
 async fn allow_host_backend() -> String {
     backend_with(|req| async move {
         match (req.uri().path(), query_host(req.uri()).as_deref()) {
@@ -72,11 +82,7 @@ async fn test_tls_on_demand_checker_local_host_policy() {
         on_demand_options("/allow-host", t.dir.path()),
     )
     .await;
-    assert!(approve(&t.router, "allowed.example.com").await.is_ok());
-    let err = approve(&t.router, "denied.example.com").await.unwrap_err();
-    assert!(err.contains("not allowed to get a certificate"), "{err}");
-    assert!(err.contains("status: 403"), "{err}");
-    assert!(err.contains("Access denied"), "{err}");
+    assert_allowed_host_only(&t.router).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,11 +203,7 @@ async fn test_tls_on_demand_checker_external_host_policy() {
         on_demand_options(&format!("http://{checker}/check"), t.dir.path()),
     )
     .await;
-    assert!(approve(&t.router, "allowed.example.com").await.is_ok());
-    let err = approve(&t.router, "denied.example.com").await.unwrap_err();
-    assert!(err.contains("not allowed to get a certificate"), "{err}");
-    assert!(err.contains("status: 403"), "{err}");
-    assert!(err.contains("Access denied"), "{err}");
+    assert_allowed_host_only(&t.router).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,31 +251,7 @@ async fn test_upstream_concurrent_requests_beyond_the_idle_cap() {
 }
 
 async fn echo_ws_backend() -> (String, Arc<Seen>) {
-    counting_backend(|mut req| async move {
-        if req.headers().contains_key("upgrade") {
-            let on = hyper::upgrade::on(&mut req);
-            tokio::spawn(async move {
-                if let Ok(upgraded) = on.await {
-                    let mut io = TokioIo::new(upgraded);
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = io.read(&mut buf).await {
-                        if n == 0 || io.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            });
-            Response::builder()
-                .status(101)
-                .header("connection", "Upgrade")
-                .header("upgrade", "websocket")
-                .body(body::empty())
-                .unwrap()
-        } else {
-            Response::new(body::full("ok"))
-        }
-    })
-    .await
+    counting_backend(|req| async move { ws_echo(req) }).await
 }
 
 #[tokio::test]

@@ -56,6 +56,33 @@ where
     addr.to_string()
 }
 
+/// A WebSocket echo endpoint for [`backend_with`]: an upgrade request gets `101` and its bytes
+/// echoed back over the upgraded connection; anything else gets `ok`.
+pub fn ws_echo(mut req: Request<Incoming>) -> Response<Body> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if !req.headers().contains_key("upgrade") {
+        return Response::new(body::full("ok"));
+    }
+    let on = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on.await {
+            let mut io = TokioIo::new(upgraded);
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Response::builder()
+        .status(101)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .body(body::empty())
+        .unwrap()
+}
+
 /// A backend that answers every path (including the health check) with `status` and `text`.
 pub async fn backend(text: &'static str, status: u16) -> String {
     backend_with(move |_req| async move {
