@@ -12,11 +12,10 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::body::{self, Body};
 use crate::commands::{Call, Reply};
@@ -50,7 +49,7 @@ pub struct Server {
     /// Ends the serving threads once their connections are closed.
     stopped: CancellationToken,
     workers: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>>,
-    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+    connections: Connections,
     socket_path: Option<PathBuf>,
 }
 
@@ -100,7 +99,7 @@ struct Serving {
     router: Arc<Router>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
-    graceful: Arc<Mutex<Option<GracefulShutdown>>>,
+    connections: Connections,
 }
 
 impl Server {
@@ -119,12 +118,12 @@ impl Server {
         router.restore();
         let shutdown = CancellationToken::new();
         let stopped = CancellationToken::new();
-        let graceful = Arc::new(Mutex::new(Some(GracefulShutdown::new())));
+        let connections = Connections::default();
         let serving = Serving {
             router: Arc::clone(&router),
             tls: None,
             shutdown: shutdown.clone(),
-            graceful: Arc::clone(&graceful),
+            connections: connections.clone(),
         };
 
         let listeners = config.serve_threads.max(1);
@@ -191,7 +190,7 @@ impl Server {
             shutdown,
             stopped,
             workers: std::sync::Mutex::new(workers),
-            graceful,
+            connections,
             socket_path: config.socket_path,
         })
     }
@@ -200,9 +199,9 @@ impl Server {
     /// removes the socket.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
-        if let Some(graceful) = self.graceful.lock().await.take() {
+        if !self.connections.closing.is_cancelled() {
             log::info("Closing active connections", &[]);
-            let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.connections.close()).await;
         }
         self.stopped.cancel();
         let workers = self
@@ -259,13 +258,49 @@ fn spawn_worker(
 }
 
 /// Accepts on `listener` and serves each connection (TLS first when `serving` has a config).
+/// Open connections, and the signal that asks them to finish: on shutdown each stops reading
+/// new requests, answers the ones in flight and closes; `wait` returns when all have closed.
+#[derive(Debug, Clone, Default)]
+struct Connections {
+    closing: CancellationToken,
+    open: TaskTracker,
+}
+
+impl Connections {
+    async fn close(&self) {
+        self.closing.cancel();
+        self.open.close();
+        self.open.wait().await;
+    }
+}
+
+/// Serves a hyper connection to its end, or, once the server closes, lets it answer what is in
+/// flight (`graceful_shutdown`) and close. A macro: the two connection types share no trait that
+/// a generic function's `Send` bounds would prove through.
+macro_rules! serve_until_closed {
+    ($connections:expr, $connection:expr) => {{
+        let connections = &$connections;
+        if !connections.closing.is_cancelled() {
+            let _open = connections.open.token();
+            let mut connection = std::pin::pin!($connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = connections.closing.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        }
+    }};
+}
+
 fn spawn_http(listener: TcpListener, serving: Serving) {
     let port = listener.local_addr().map_or(0, |addr| addr.port());
     let Serving {
         router,
         tls,
         shutdown,
-        graceful,
+        connections,
     } = serving;
     tokio::spawn(async move {
         loop {
@@ -281,7 +316,7 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
             let router = Arc::clone(&router);
             let tls_router = Arc::clone(&router);
             let tls = tls.clone();
-            let graceful = Arc::clone(&graceful);
+            let connections = connections.clone();
             tokio::spawn(async move {
                 let conn =
                     ConnInfo::new(peer.ip().to_canonical(), peer.port(), tls.is_some(), port);
@@ -290,17 +325,13 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
                     let conn = conn.clone();
                     async move { Ok::<Response<Body>, Infallible>(router.handle(req, &conn).await) }
                 });
-                let builder = auto::Builder::new(TokioExecutor::new());
                 match tls {
                     None => {
-                        let connection = builder
-                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                            .into_owned();
-                        let watched = match graceful.lock().await.as_ref() {
-                            Some(g) => g.watch(connection),
-                            None => return,
-                        };
-                        let _ = watched.await;
+                        // Cleartext is HTTP/1.1 only, as kamal-proxy serves it: no h2c.
+                        let connection = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades();
+                        serve_until_closed!(connections, connection);
                     }
                     Some(config) => {
                         // Read the ClientHello first: a host with automatic TLS may need its
@@ -317,14 +348,10 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
                         let Ok(stream) = start.into_stream(config).await else {
                             return;
                         };
-                        let connection = builder
+                        let connection = auto::Builder::new(TokioExecutor::new())
                             .serve_connection_with_upgrades(TokioIo::new(stream), service)
                             .into_owned();
-                        let watched = match graceful.lock().await.as_ref() {
-                            Some(g) => g.watch(connection),
-                            None => return,
-                        };
-                        let _ = watched.await;
+                        serve_until_closed!(connections, connection);
                     }
                 }
             });

@@ -338,3 +338,84 @@ async fn test_server_serving_threads_share_the_port() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     drop(std::net::TcpListener::bind(addr).unwrap());
 }
+
+/// kamal-proxy serves cleartext HTTP/1.1 only: an HTTP/2 connection with prior knowledge (h2c)
+/// is not spoken to in HTTP/2, while the same request over HTTP/1.1 is proxied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleartext_http2_prior_knowledge_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path()).await;
+    let target = backend("app", 200).await;
+    server
+        .router
+        .deploy(args("app", &[&target], service_options(), target_options()))
+        .await
+        .unwrap();
+    assert_eq!(
+        http_get(server.http_addr, "example.com", "/").await,
+        (200, "app".into())
+    );
+
+    let stream = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(std::time::Duration::from_secs(5), async move {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await?;
+        tokio::spawn(conn);
+        let req = http::Request::get("http://example.com/")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        sender.send_request(req).await
+    })
+    .await
+    .expect("the h2c attempt ended within 5 s");
+    assert!(
+        outcome.is_err(),
+        "an h2c request was answered: {:?}",
+        outcome.map(|r| r.status())
+    );
+
+    // The raw preface is refused as HTTP/1.1 would refuse it (closed, or an HTTP/1.1 error),
+    // never answered with an HTTP/2 SETTINGS frame.
+    let reply = raw_request(server.http_addr, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    assert!(
+        reply.is_empty() || reply.starts_with("HTTP/1.1 "),
+        "{reply:?}"
+    );
+    server.shutdown().await;
+}
+
+/// Shutting down lets a request in flight finish with its answer, and then closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(start_server(dir.path()).await);
+    let target = backend_with(|req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path() == "/slow" {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        http::Response::new(dhow_proxy::body::full("done"))
+    })
+    .await;
+    server
+        .router
+        .deploy(args("app", &[&target], service_options(), target_options()))
+        .await
+        .unwrap();
+    let addr = server.http_addr;
+    let in_flight = tokio::spawn(async move { http_get(addr, "example.com", "/slow").await });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let started = std::time::Instant::now();
+    server.shutdown().await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "shutdown did not wait for the request in flight"
+    );
+    assert_eq!(in_flight.await.unwrap(), (200, "done".into()));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener still accepts after shutdown"
+    );
+}
