@@ -124,10 +124,9 @@ pub fn request_host<B>(req: &Request<B>) -> String {
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
         .unwrap_or_default();
-    host_without_port(&raw).to_string()
+    host_without_port(raw).to_string()
 }
 
 fn redirect(location: &str, method: &Method) -> Response<Body> {

@@ -51,16 +51,21 @@ pub struct ConnInfo {
     pub port: u16,
     /// `client_ip` as text, rendered once for the connection's requests.
     client_ip_text: IpText,
+    /// The same text as a header value (`X-Forwarded-For` of a request that brought none).
+    client_ip_value: HeaderValue,
 }
 
 impl ConnInfo {
     pub fn new(client_ip: IpAddr, client_port: u16, tls: bool, port: u16) -> Self {
+        let client_ip_text = IpText::new(client_ip);
         Self {
             client_ip,
             client_port,
             tls,
             port,
-            client_ip_text: IpText::new(client_ip),
+            client_ip_text,
+            client_ip_value: HeaderValue::from_str(client_ip_text.as_str())
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
         }
     }
 
@@ -509,11 +514,12 @@ impl Target {
             }
         };
         if options.forward_headers {
-            let xff = joined(headers, &forwarded_for).map_or_else(
-                || client_ip.to_string(),
-                |prior| format!("{prior}, {client_ip}"),
-            );
-            set(headers, &forwarded_for, &xff);
+            match joined(headers, &forwarded_for) {
+                Some(prior) => set(headers, &forwarded_for, &format!("{prior}, {client_ip}")),
+                None => {
+                    headers.insert(forwarded_for.clone(), conn.client_ip_value.clone());
+                }
+            }
             if !headers.contains_key(&forwarded_proto) {
                 headers.insert(
                     forwarded_proto.clone(),
@@ -525,13 +531,17 @@ impl Target {
             {
                 headers.insert(forwarded_host.clone(), host.clone());
             }
-            let target = joined(headers, &kamal_target).map_or_else(
-                || self.address.clone(),
-                |prior| format!("{prior},{}", self.address),
-            );
-            set(headers, &kamal_target, &target);
+            match (joined(headers, &kamal_target), &self.address_value) {
+                (Some(prior), _) => {
+                    set(headers, &kamal_target, &format!("{prior},{}", self.address));
+                }
+                (None, Some(address)) => {
+                    headers.insert(kamal_target.clone(), address.clone());
+                }
+                (None, None) => set(headers, &kamal_target, &self.address),
+            }
         } else {
-            set(headers, &forwarded_for, client_ip);
+            headers.insert(forwarded_for.clone(), conn.client_ip_value.clone());
             headers.insert(
                 forwarded_proto.clone(),
                 HeaderValue::from_static(conn.scheme()),
