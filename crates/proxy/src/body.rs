@@ -77,9 +77,13 @@ impl HttpBody for ErrorFlagBody {
 }
 
 /// A response body that holds a guard until it ends and aborts when its token is cancelled.
+///
+/// The token is checked on every poll; a wake-up on cancellation is registered only when the
+/// inner body has to wait (most bodies arrive whole, so they never allocate that future).
 pub struct GuardedBody<G: Send + 'static> {
     inner: Body,
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    cancel: CancellationToken,
+    cancelled: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     guard: Option<G>,
 }
 
@@ -93,9 +97,16 @@ impl<G: Send + 'static> GuardedBody<G> {
     pub fn new(inner: Body, cancel: CancellationToken, guard: G) -> Self {
         Self {
             inner,
-            cancelled: Box::pin(cancel.cancelled_owned()),
+            cancel,
+            cancelled: None,
             guard: Some(guard),
         }
+    }
+
+    fn abort(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.guard = None;
+        self.cancelled = None;
+        Poll::Ready(Some(Err("request cancelled due to draining".into())))
     }
 }
 
@@ -107,14 +118,29 @@ impl<G: Send + Unpin + 'static> HttpBody for GuardedBody<G> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if self.guard.is_some() && self.cancelled.as_mut().poll(cx).is_ready() {
-            self.guard = None;
-            return Poll::Ready(Some(Err("request cancelled due to draining".into())));
+        if self.guard.is_some() && self.cancel.is_cancelled() {
+            return self.abort();
         }
         let result = Pin::new(&mut self.inner).poll_frame(cx);
         match &result {
-            Poll::Ready(None | Some(Err(_))) => self.guard = None,
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.guard = None,
+            Poll::Ready(None | Some(Err(_))) => {
+                self.guard = None;
+                self.cancelled = None;
+            }
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
+                self.guard = None;
+                self.cancelled = None;
+            }
+            Poll::Pending if self.guard.is_some() => {
+                // Waiting on the target: be woken if the request is cancelled meanwhile.
+                let this = &mut *self;
+                let cancelled = this
+                    .cancelled
+                    .get_or_insert_with(|| Box::pin(this.cancel.clone().cancelled_owned()));
+                if cancelled.as_mut().poll(cx).is_ready() {
+                    return self.abort();
+                }
+            }
             _ => {}
         }
         result

@@ -563,3 +563,40 @@ async fn test_target_malformed_chunked_request_without_buffering() {
     assert!(response.starts_with("HTTP/1.1 400"), "{response}");
     server.shutdown().await;
 }
+
+/// A response whose headers and first bytes were sent but whose body is still coming when the
+/// drain timeout runs out is cut off: the client's body ends in an error and the target has no
+/// request left in flight (the body was waiting on the target when the drain cancelled it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_body_still_streaming_is_cut_off_at_the_drain_timeout() {
+    let t = test_router();
+    let release = Arc::new(Notify::new());
+    let target = sse_backend(Arc::clone(&release)).await;
+    t.router
+        .deploy(args("app", &[&target], service_options(), target_options()))
+        .await
+        .unwrap();
+    let lb = t.router.slots("app").unwrap().active.clone().unwrap();
+    let tgt = Arc::clone(lb.targets().next().unwrap());
+    let (req, tls) = request("GET", "http://example.com/events", "");
+    let response = t.router.handle(req, &conn(tls)).await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"data: hello\n\n");
+    // The body now waits on the target; nothing polls it until the drain cancels it.
+    let reader = tokio::spawn(async move { body.frame().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(tgt.inflight_count(), 1);
+    assert!(!tgt.drain(Duration::from_millis(100)).await);
+    let next = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("the waiting body was woken by the cancellation")
+        .unwrap();
+    let error = next
+        .expect("a frame or an error")
+        .expect_err("the body was cut off");
+    assert!(error.to_string().contains("draining"), "{error}");
+    assert_eq!(tgt.inflight_count(), 0);
+    release.notify_one();
+}
