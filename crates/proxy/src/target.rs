@@ -1,8 +1,8 @@
-//! One upstream `host:port`: its health state, the table of in-flight requests used for draining,
+//! One upstream `host:port`: its health state, the count of in-flight requests used for draining,
 //! and forwarding a request to it (headers, buffering, timeouts, upgrades, streaming).
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,11 +35,6 @@ impl HealthState {
             Self::Unhealthy => "unhealthy",
         }
     }
-}
-
-struct Inflight {
-    cancel: CancellationToken,
-    hijacked: bool,
 }
 
 /// What the server knows about the inbound connection.
@@ -133,7 +128,26 @@ impl IpText {
     }
 }
 
-type InflightMap = rustc_hash::FxHashMap<u64, Inflight>;
+/// The tokens that cancel a target's requests in flight: `all` every request, `hijacked` (a child
+/// of `all`) the upgraded connections only. A drain cancels them; the next claims get new ones.
+#[derive(Debug)]
+struct Cancels {
+    all: CancellationToken,
+    hijacked: CancellationToken,
+}
+
+impl Cancels {
+    fn new() -> Self {
+        let all = CancellationToken::new();
+        let hijacked = all.child_token();
+        Self { all, hijacked }
+    }
+}
+
+/// One thread's count of requests in flight, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct InflightCount(AtomicUsize);
 
 #[derive(Debug)]
 pub struct Target {
@@ -147,18 +161,10 @@ pub struct Target {
     draining: AtomicBool,
     /// Drains in progress (each waits for `inflight_changed`).
     drains: AtomicUsize,
-    /// Requests in flight, sharded by the thread that claimed them.
-    inflight: Box<[Mutex<InflightMap>]>,
+    /// Requests in flight, counted by the thread that claimed them.
+    inflight: Box<[InflightCount]>,
     inflight_changed: Notify,
-    next_id: AtomicU64,
-}
-
-impl std::fmt::Debug for Inflight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inflight")
-            .field("hijacked", &self.hijacked)
-            .finish_non_exhaustive()
-    }
+    cancels: Mutex<Cancels>,
 }
 
 /// A request registered on a target: the guard keeps it counted, the token cancels it.
@@ -174,14 +180,13 @@ pub struct InflightGuard {
     target: Arc<Target>,
     /// The shard the request was claimed in (the task may be dropped on another thread).
     shard: usize,
-    id: u64,
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        if let Ok(mut map) = self.target.inflight[self.shard].lock() {
-            map.remove(&self.id);
-        }
+        self.target.inflight[self.shard]
+            .0
+            .fetch_sub(1, Ordering::SeqCst);
         // Only a drain waits for the count to change. It registers before it counts, so a
         // removal that sees no drain waiting is already visible to that count.
         if self.target.drains.load(Ordering::SeqCst) > 0 {
@@ -266,7 +271,7 @@ impl Target {
             drains: AtomicUsize::new(0),
             inflight: crate::shard::new(),
             inflight_changed: Notify::new(),
-            next_id: AtomicU64::new(0),
+            cancels: Mutex::new(Cancels::new()),
         })
     }
 
@@ -302,17 +307,17 @@ impl Target {
     pub fn inflight_count(&self) -> usize {
         self.inflight
             .iter()
-            .map(|shard| shard.lock().map_or(0, |m| m.len()))
+            .map(|count| count.0.load(Ordering::SeqCst))
             .sum()
     }
 
     /// Cancels the requests in flight (only the hijacked ones with `hijacked_only`).
     fn cancel_inflight(&self, hijacked_only: bool) {
-        for shard in &self.inflight {
-            if let Ok(map) = shard.lock() {
-                for entry in map.values().filter(|e| e.hijacked || !hijacked_only) {
-                    entry.cancel.cancel();
-                }
+        if let Ok(cancels) = self.cancels.lock() {
+            if hijacked_only {
+                cancels.hijacked.cancel();
+            } else {
+                cancels.all.cancel();
             }
         }
     }
@@ -322,21 +327,20 @@ impl Target {
         if self.draining.load(Ordering::SeqCst) {
             return None;
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let cancel = CancellationToken::new();
+        let cancel = {
+            let cancels = self.cancels.lock().ok()?;
+            if hijacked {
+                cancels.hijacked.clone()
+            } else {
+                cancels.all.clone()
+            }
+        };
         let shard = crate::shard::index();
-        self.inflight[shard].lock().ok()?.insert(
-            id,
-            Inflight {
-                cancel: cancel.clone(),
-                hijacked,
-            },
-        );
+        self.inflight[shard].0.fetch_add(1, Ordering::SeqCst);
         Some(Claim {
             guard: InflightGuard {
                 target: Arc::clone(self),
                 shard,
-                id,
             },
             cancel,
         })
@@ -364,6 +368,10 @@ impl Target {
                 completed = false;
                 break;
             }
+        }
+        // Requests claimed from now on are not born cancelled.
+        if let Ok(mut cancels) = self.cancels.lock() {
+            *cancels = Cancels::new();
         }
         self.draining.store(false, Ordering::SeqCst);
         completed

@@ -600,3 +600,27 @@ async fn a_response_body_still_streaming_is_cut_off_at_the_drain_timeout() {
     assert_eq!(tgt.inflight_count(), 0);
     release.notify_one();
 }
+
+/// A drain that had to cancel its requests leaves the target able to serve: requests claimed
+/// after it are not cancelled by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_serves_again_after_a_drain_cancelled_its_requests() {
+    let t = test_router();
+    let target = slow_backend(Duration::from_secs(10)).await;
+    t.router
+        .deploy(args("app", &[&target], service_options(), target_options()))
+        .await
+        .unwrap();
+    let lb = t.router.slots("app").unwrap().active.clone().unwrap();
+    let tgt = Arc::clone(lb.targets().next().unwrap());
+    let request = in_flight(&t.router);
+    wait_for_in_flight(&tgt).await;
+    assert!(!tgt.drain(Duration::from_millis(100)).await);
+    assert_eq!(request.await.unwrap().status, 504);
+    assert_eq!(tgt.inflight_count(), 0);
+    assert_eq!(
+        get(&t.router, "http://example.com/").await,
+        (200, "done".into())
+    );
+    assert_eq!(tgt.inflight_count(), 0);
+}
