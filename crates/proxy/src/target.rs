@@ -130,7 +130,7 @@ impl IpText {
 
 /// The tokens that cancel a target's requests in flight: `all` every request, `hijacked` (a child
 /// of `all`) the upgraded connections only. A drain cancels them; the next claims get new ones.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Cancels {
     all: CancellationToken,
     hijacked: CancellationToken,
@@ -144,10 +144,24 @@ impl Cancels {
     }
 }
 
-/// One thread's count of requests in flight, on a cache line of its own.
-#[derive(Debug, Default)]
+/// One thread's share of a target's requests in flight, on a cache line of its own: their count,
+/// and the target's tokens (the same in every shard) behind a lock no other thread takes to claim.
+#[derive(Debug)]
 #[repr(align(64))]
-struct InflightCount(AtomicUsize);
+struct InflightShard {
+    count: AtomicUsize,
+    cancels: Mutex<Cancels>,
+}
+
+fn inflight_shards() -> Box<[InflightShard]> {
+    let cancels = Cancels::new();
+    (0..crate::shard::SHARDS)
+        .map(|_| InflightShard {
+            count: AtomicUsize::new(0),
+            cancels: Mutex::new(cancels.clone()),
+        })
+        .collect()
+}
 
 #[derive(Debug)]
 pub struct Target {
@@ -161,10 +175,9 @@ pub struct Target {
     draining: AtomicBool,
     /// Drains in progress (each waits for `inflight_changed`).
     drains: AtomicUsize,
-    /// Requests in flight, counted by the thread that claimed them.
-    inflight: Box<[InflightCount]>,
+    /// Requests in flight, by the thread that claimed them.
+    inflight: Box<[InflightShard]>,
     inflight_changed: Notify,
-    cancels: Mutex<Cancels>,
 }
 
 /// A request registered on a target: the guard keeps it counted, the token cancels it.
@@ -185,7 +198,7 @@ pub struct InflightGuard {
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.target.inflight[self.shard]
-            .0
+            .count
             .fetch_sub(1, Ordering::SeqCst);
         // Only a drain waits for the count to change. It registers before it counts, so a
         // removal that sees no drain waiting is already visible to that count.
@@ -269,9 +282,8 @@ impl Target {
             health: Mutex::new(HealthState::Adding),
             draining: AtomicBool::new(false),
             drains: AtomicUsize::new(0),
-            inflight: crate::shard::new(),
+            inflight: inflight_shards(),
             inflight_changed: Notify::new(),
-            cancels: Mutex::new(Cancels::new()),
         })
     }
 
@@ -307,13 +319,13 @@ impl Target {
     pub fn inflight_count(&self) -> usize {
         self.inflight
             .iter()
-            .map(|count| count.0.load(Ordering::SeqCst))
+            .map(|shard| shard.count.load(Ordering::SeqCst))
             .sum()
     }
 
     /// Cancels the requests in flight (only the hijacked ones with `hijacked_only`).
     fn cancel_inflight(&self, hijacked_only: bool) {
-        if let Ok(cancels) = self.cancels.lock() {
+        if let Ok(cancels) = self.inflight[0].cancels.lock() {
             if hijacked_only {
                 cancels.hijacked.cancel();
             } else {
@@ -327,16 +339,16 @@ impl Target {
         if self.draining.load(Ordering::SeqCst) {
             return None;
         }
+        let shard = crate::shard::index();
         let cancel = {
-            let cancels = self.cancels.lock().ok()?;
+            let cancels = self.inflight[shard].cancels.lock().ok()?;
             if hijacked {
                 cancels.hijacked.clone()
             } else {
                 cancels.all.clone()
             }
         };
-        let shard = crate::shard::index();
-        self.inflight[shard].0.fetch_add(1, Ordering::SeqCst);
+        self.inflight[shard].count.fetch_add(1, Ordering::SeqCst);
         Some(Claim {
             guard: InflightGuard {
                 target: Arc::clone(self),
@@ -370,8 +382,11 @@ impl Target {
             }
         }
         // Requests claimed from now on are not born cancelled.
-        if let Ok(mut cancels) = self.cancels.lock() {
-            *cancels = Cancels::new();
+        let renewed = Cancels::new();
+        for shard in &self.inflight {
+            if let Ok(mut cancels) = shard.cancels.lock() {
+                *cancels = renewed.clone();
+            }
         }
         self.draining.store(false, Ordering::SeqCst);
         completed
