@@ -103,9 +103,14 @@ impl<G: Send + 'static> GuardedBody<G> {
         }
     }
 
-    fn abort(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    /// The body has ended (or was cut off): the request is no longer in flight.
+    fn release(&mut self) {
         self.guard = None;
         self.cancelled = None;
+    }
+
+    fn abort(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.release();
         Poll::Ready(Some(Err("request cancelled due to draining".into())))
     }
 }
@@ -123,14 +128,8 @@ impl<G: Send + Unpin + 'static> HttpBody for GuardedBody<G> {
         }
         let result = Pin::new(&mut self.inner).poll_frame(cx);
         match &result {
-            Poll::Ready(None | Some(Err(_))) => {
-                self.guard = None;
-                self.cancelled = None;
-            }
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
-                self.guard = None;
-                self.cancelled = None;
-            }
+            Poll::Ready(None | Some(Err(_))) => self.release(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
             Poll::Pending if self.guard.is_some() => {
                 // Waiting on the target: be woken if the request is cancelled meanwhile.
                 let this = &mut *self;

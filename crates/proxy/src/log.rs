@@ -147,18 +147,13 @@ impl Line {
         self
     }
 
-    /// A number field whose key comes rendered, as for [`Line::str_at`].
+    /// A number field (any integer type) whose key comes rendered, as for [`Line::str_at`].
     #[inline]
-    pub fn uint_at<const N: usize>(&mut self, key: &[u8; N], value: u64) -> &mut Self {
-        debug_assert!(rendered_key(key));
-        self.raw(key);
-        self.put(itoa::Buffer::new().format(value).as_bytes());
-        self
-    }
-
-    /// A signed number field whose key comes rendered, as for [`Line::str_at`].
-    #[inline]
-    pub fn int_at<const N: usize>(&mut self, key: &[u8; N], value: i64) -> &mut Self {
+    pub fn int_at<const N: usize>(
+        &mut self,
+        key: &[u8; N],
+        value: impl itoa::Integer,
+    ) -> &mut Self {
         debug_assert!(rendered_key(key));
         self.raw(key);
         self.put(itoa::Buffer::new().format(value).as_bytes());
@@ -513,7 +508,7 @@ mod tests {
             let mut rendered = Line::new("INFO", "m");
             rendered
                 .str_at(b",\"key\":", value)
-                .uint_at(b",\"n\":", 7)
+                .int_at(b",\"n\":", 7)
                 .int_at(b",\"i\":", -3);
             let (plain, rendered) = (plain.finish(), rendered.finish());
             // The times differ; everything after them is the same.

@@ -829,7 +829,7 @@ impl RequestRecord {
             };
             let mut line = log::Line::new("INFO", "Request");
             line.str_at(b",\"host\":", &self.host)
-                .uint_at(b",\"port\":", u64::from(self.port))
+                .int_at(b",\"port\":", u64::from(self.port))
                 .str_at(b",\"path\":", self.uri.path())
                 .str_at(b",\"request_id\":", self.request_id.as_str())
                 .str_at(b",\"method\":", self.method.as_str())
@@ -851,17 +851,17 @@ impl RequestRecord {
             for (key, value) in &self.headers {
                 line.str(key, value);
             }
-            line.uint_at(b",\"status\":", u64::from(status))
+            line.int_at(b",\"status\":", u64::from(status))
                 .str_at(b",\"service\":", self.service_name())
                 .str_at(
                     b",\"target\":",
                     self.target.as_ref().map_or("", |t| t.address.as_str()),
                 )
-                .uint_at(
+                .int_at(
                     b",\"duration\":",
                     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
                 )
-                .uint_at(b",\"resp_content_length\":", bytes)
+                .int_at(b",\"resp_content_length\":", bytes)
                 .str_at(
                     b",\"resp_content_type\":",
                     header_str(self.resp_content_type.as_ref()),

@@ -257,9 +257,8 @@ fn spawn_worker(
         })
 }
 
-/// Accepts on `listener` and serves each connection (TLS first when `serving` has a config).
 /// Open connections, and the signal that asks them to finish: on shutdown each stops reading
-/// new requests, answers the ones in flight and closes; `wait` returns when all have closed.
+/// new requests, answers the ones in flight and closes; `close` returns when all have closed.
 #[derive(Debug, Clone, Default)]
 struct Connections {
     closing: CancellationToken,
@@ -294,6 +293,7 @@ macro_rules! serve_until_closed {
     }};
 }
 
+/// Accepts on `listener` and serves each connection (TLS first when `serving` has a config).
 fn spawn_http(listener: TcpListener, serving: Serving) {
     let port = listener.local_addr().map_or(0, |addr| addr.port());
     let Serving {

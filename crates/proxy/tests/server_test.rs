@@ -346,11 +346,7 @@ async fn cleartext_http2_prior_knowledge_is_not_served() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
     let target = backend("app", 200).await;
-    server
-        .router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
+    deploy_app(&server.router, &target).await;
     assert_eq!(
         http_get(server.http_addr, "example.com", "/").await,
         (200, "app".into())
@@ -399,11 +395,7 @@ async fn shutdown_finishes_the_requests_in_flight() {
         http::Response::new(dhow_proxy::body::full("done"))
     })
     .await;
-    server
-        .router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
+    deploy_app(&server.router, &target).await;
     let addr = server.http_addr;
     let in_flight = tokio::spawn(async move { http_get(addr, "example.com", "/slow").await });
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;

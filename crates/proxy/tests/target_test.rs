@@ -404,28 +404,24 @@ fn in_flight(router: &Arc<dhow_proxy::router::Router>) -> tokio::task::JoinHandl
     tokio::spawn(async move { send(&router, "GET", "http://example.com/slow", "").await })
 }
 
-async fn wait_for_in_flight(target: &Target) {
+/// Waits (up to 5 s) until `count` requests are in flight on `target`.
+async fn wait_for_in_flight(target: &Target, count: usize) {
     for _ in 0..1000 {
-        if target.inflight_count() > 0 {
+        if target.inflight_count() >= count {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("request never arrived");
+    panic!("{count} requests never arrived");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_target_drain_requests_that_complete_within_timeout() {
     let t = test_router();
     let target = slow_backend(Duration::from_millis(300)).await;
-    t.router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
-    let lb = t.router.slots("app").unwrap().active.clone().unwrap();
-    let tgt = Arc::clone(lb.targets().next().unwrap());
+    let tgt = deploy_app(&t.router, &target).await;
     let request = in_flight(&t.router);
-    wait_for_in_flight(&tgt).await;
+    wait_for_in_flight(&tgt, 1).await;
     assert!(
         tgt.drain(Duration::from_secs(10)).await,
         "drain should not time out"
@@ -438,19 +434,9 @@ async fn test_target_drain_requests_that_complete_within_timeout() {
 async fn test_target_drain_requests_that_do_not_complete_within_timeout() {
     let t = test_router();
     let target = slow_backend(Duration::from_secs(10)).await;
-    t.router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
-    let lb = t.router.slots("app").unwrap().active.clone().unwrap();
-    let tgt = Arc::clone(lb.targets().next().unwrap());
+    let tgt = deploy_app(&t.router, &target).await;
     let requests = [in_flight(&t.router), in_flight(&t.router)];
-    for _ in 0..1000 {
-        if tgt.inflight_count() == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for_in_flight(&tgt, 2).await;
     assert!(!tgt.drain(Duration::from_millis(100)).await);
     for request in requests {
         assert_eq!(request.await.unwrap().status, 504);
@@ -462,15 +448,9 @@ async fn test_target_drain_hijacked_connections_immediately() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path()).await;
     let target = echo_ws_backend().await;
-    server
-        .router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
+    let tgt = deploy_app(&server.router, &target).await;
     let mut ws = open_websocket(server.http_addr).await;
     echo_roundtrip(&mut ws, b"ping").await;
-    let lb = server.router.slots("app").unwrap().active.clone().unwrap();
-    let tgt = Arc::clone(lb.targets().next().unwrap());
     assert!(
         tgt.drain(Duration::from_secs(5)).await,
         "hijacked connections are not waited for"
@@ -572,12 +552,7 @@ async fn a_response_body_still_streaming_is_cut_off_at_the_drain_timeout() {
     let t = test_router();
     let release = Arc::new(Notify::new());
     let target = sse_backend(Arc::clone(&release)).await;
-    t.router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
-    let lb = t.router.slots("app").unwrap().active.clone().unwrap();
-    let tgt = Arc::clone(lb.targets().next().unwrap());
+    let tgt = deploy_app(&t.router, &target).await;
     let (req, tls) = request("GET", "http://example.com/events", "");
     let response = t.router.handle(req, &conn(tls)).await;
     assert_eq!(response.status(), 200);
@@ -607,14 +582,9 @@ async fn a_response_body_still_streaming_is_cut_off_at_the_drain_timeout() {
 async fn a_target_serves_again_after_a_drain_cancelled_its_requests() {
     let t = test_router();
     let target = slow_backend(Duration::from_secs(10)).await;
-    t.router
-        .deploy(args("app", &[&target], service_options(), target_options()))
-        .await
-        .unwrap();
-    let lb = t.router.slots("app").unwrap().active.clone().unwrap();
-    let tgt = Arc::clone(lb.targets().next().unwrap());
+    let tgt = deploy_app(&t.router, &target).await;
     let request = in_flight(&t.router);
-    wait_for_in_flight(&tgt).await;
+    wait_for_in_flight(&tgt, 1).await;
     assert!(!tgt.drain(Duration::from_millis(100)).await);
     assert_eq!(request.await.unwrap().status, 504);
     assert_eq!(tgt.inflight_count(), 0);

@@ -19,7 +19,7 @@ use dhow_proxy::body::{self, Body};
 use dhow_proxy::commands::DeployArgs;
 use dhow_proxy::options::{DeploymentOptions, Nanos, ServiceOptions, TargetOptions};
 use dhow_proxy::router::Router;
-use dhow_proxy::target::ConnInfo;
+use dhow_proxy::target::{ConnInfo, Target};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -137,6 +137,17 @@ pub fn args(name: &str, targets: &[&str], so: ServiceOptions, to: TargetOptions)
         service_options: so,
         target_options: to,
     }
+}
+
+/// Deploys the service `app` to the one `target` with the default options and returns that
+/// target as the router holds it (for its in-flight count and drains).
+pub async fn deploy_app(router: &Router, target: &str) -> Arc<Target> {
+    router
+        .deploy(args("app", &[target], service_options(), target_options()))
+        .await
+        .unwrap();
+    let active = router.slots("app").unwrap().active.clone().unwrap();
+    Arc::clone(active.targets().next().unwrap())
 }
 
 pub fn conn(tls: bool) -> ConnInfo {
