@@ -111,7 +111,7 @@ struct RunCmd {
     /// Port to serve metrics on (0 = off)
     #[arg(long, value_parser = parse_port)]
     metrics_port: Option<u16>,
-    /// Serve HTTP/3 (not supported; accepted for compatibility)
+    /// Serve HTTP/3 over UDP on the HTTPS port
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = parse_bool)]
     http3: Option<bool>,
     #[arg(hide = true)]
@@ -425,7 +425,16 @@ where
                     .metrics_port
                     .or_else(|| env_value("METRICS_PORT"))
                     .unwrap_or(0),
-                http3: cmd.http3.unwrap_or(false),
+                // kamal-proxy has no variable for this flag; dhow-proxy reads the prefixed
+                // name only, so Kamal's `proxy.run.options` (docker flags) can turn it on.
+                http3: cmd
+                    .http3
+                    .or_else(|| {
+                        std::env::var("KAMAL_PROXY_HTTP3")
+                            .ok()
+                            .and_then(|v| parse_bool(&v).ok())
+                    })
+                    .unwrap_or(false),
             }))
         }
         Command::Deploy(cmd) => deploy_call(cmd).map(Action::Call),
@@ -696,19 +705,16 @@ pub fn main_with_args(argv: Vec<String>) -> ExitCode {
 
 fn run_server(config: &RunConfig) -> Result<(), String> {
     crate::log::enable(config.debug);
-    if config.http3 {
-        crate::log::info(
-            "HTTP/3 is not supported; serving HTTP/1.1 and HTTP/2 only",
-            &[],
-        );
-    }
-    // The control socket, health checks, metrics and certificates run here; connections are
-    // served by one thread per CPU (`Server`'s serving threads).
+    // The control socket, health checks, metrics, certificates and HTTP/3 run here; HTTP and
+    // HTTPS connections are served by one thread per CPU (`Server`'s serving threads).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
+        // Listening before the server starts: a signal sent as soon as `Server started` is
+        // logged still shuts it down gracefully.
+        let signals = shutdown_signals();
         let any = |port: u16| SocketAddr::from(([0u16; 8], port));
         let server = crate::server::Server::start(crate::server::ServerConfig {
             http_addr: any(config.http_port),
@@ -720,10 +726,11 @@ fn run_server(config: &RunConfig) -> Result<(), String> {
                 .filter(|v| !v.is_empty())
                 .map(std::path::PathBuf::from),
             serve_threads: serve_threads(),
+            http3: config.http3,
         })
         .await
         .map_err(|e| e.to_string())?;
-        wait_for_signal().await;
+        wait_for_signal(signals).await;
         server.shutdown().await;
         Ok(())
     })
@@ -739,12 +746,19 @@ fn serve_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, listened for from the moment this returns.
+fn shutdown_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    Some((
+        signal(SignalKind::terminate()).ok()?,
+        signal(SignalKind::interrupt()).ok()?,
+    ))
+}
+
+async fn wait_for_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    let Some((mut term, mut int)) = signals else {
         std::future::pending::<()>().await;
         return;
     };

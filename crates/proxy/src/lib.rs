@@ -8,6 +8,7 @@ pub mod commands;
 pub mod duration;
 pub mod error;
 pub mod health;
+pub mod http3;
 pub mod load_balancer;
 pub mod log;
 pub mod metrics;

@@ -1,5 +1,5 @@
-//! The long-running server: HTTP, HTTPS and metrics listeners, the control socket, state restore
-//! at start, and graceful shutdown.
+//! The long-running server: HTTP, HTTPS, HTTP/3 and metrics listeners, the control socket, state
+//! restore at start, and graceful shutdown.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,6 +37,9 @@ pub struct ServerConfig {
     /// single-threaded runtime and its own listening sockets (`SO_REUSEPORT`); 0 serves them on
     /// the calling runtime.
     pub serve_threads: usize,
+    /// Also serve HTTP/3 over UDP on the HTTPS port's number (`run --http3`), advertised by
+    /// `Alt-Svc` on the HTTPS responses. Needs `https_addr`.
+    pub http3: bool,
 }
 
 #[derive(Debug)]
@@ -45,6 +48,9 @@ pub struct Server {
     pub http_addr: SocketAddr,
     pub https_addr: Option<SocketAddr>,
     pub metrics_addr: Option<SocketAddr>,
+    /// The UDP address HTTP/3 is served on.
+    pub http3_addr: Option<SocketAddr>,
+    quic: std::sync::Mutex<Option<quinn::Endpoint>>,
     shutdown: CancellationToken,
     /// Ends the serving threads once their connections are closed.
     stopped: CancellationToken,
@@ -98,6 +104,8 @@ fn bind_at(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpL
 struct Serving {
     router: Arc<Router>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Added to every response (HTTPS with HTTP/3 on).
+    alt_svc: Option<http::HeaderValue>,
     shutdown: CancellationToken,
     connections: Connections,
 }
@@ -122,6 +130,7 @@ impl Server {
         let serving = Serving {
             router: Arc::clone(&router),
             tls: None,
+            alt_svc: None,
             shutdown: shutdown.clone(),
             connections: connections.clone(),
         };
@@ -137,8 +146,21 @@ impl Server {
             .first()
             .map(std::net::TcpListener::local_addr)
             .transpose()?;
+        // HTTP/3 binds the UDP port of the same number as the HTTPS listener (the one it got,
+        // when asked for port 0).
+        let quic = match (config.http3, bound_https) {
+            (true, Some(bound)) => {
+                let ip = config.https_addr.map_or(bound.ip(), |a| a.ip());
+                let addr = SocketAddr::new(ip, bound.port());
+                let serving = (shutdown.clone(), connections.clone());
+                Some(crate::http3::start(addr, &router, serving.0, serving.1)?)
+            }
+            _ => None,
+        };
+        let quic_addr = quic.as_ref().map(quinn::Endpoint::local_addr).transpose()?;
         let https_serving = Serving {
             tls: bound_https.map(|_| crate::tls::server_config(&router)),
+            alt_svc: quic_addr.map(|a| crate::http3::alt_svc(a.port())),
             ..serving.clone()
         };
 
@@ -180,6 +202,7 @@ impl Server {
             &[
                 ("http", http_addr.port().into()),
                 ("https", bound_https.map_or(0, |a| a.port()).into()),
+                ("http3", quic_addr.is_some().into()),
             ],
         );
         Ok(Self {
@@ -187,6 +210,8 @@ impl Server {
             http_addr,
             https_addr: bound_https,
             metrics_addr,
+            http3_addr: quic_addr,
+            quic: std::sync::Mutex::new(quic),
             shutdown,
             stopped,
             workers: std::sync::Mutex::new(workers),
@@ -202,6 +227,13 @@ impl Server {
         if !self.connections.closing.is_cancelled() {
             log::info("Closing active connections", &[]);
             let _ = tokio::time::timeout(Duration::from_secs(10), self.connections.close()).await;
+        }
+        let quic = self.quic.lock().ok().and_then(|mut q| q.take());
+        if let Some(quic) = quic {
+            // Connections still open after the 10 s are closed; the UDP socket goes with the
+            // last handle.
+            quic.close(quinn::VarInt::from_u32(0), b"");
+            let _ = tokio::time::timeout(Duration::from_secs(1), quic.wait_idle()).await;
         }
         self.stopped.cancel();
         let workers = self
@@ -260,9 +292,9 @@ fn spawn_worker(
 /// Open connections, and the signal that asks them to finish: on shutdown each stops reading
 /// new requests, answers the ones in flight and closes; `close` returns when all have closed.
 #[derive(Debug, Clone, Default)]
-struct Connections {
-    closing: CancellationToken,
-    open: TaskTracker,
+pub(crate) struct Connections {
+    pub(crate) closing: CancellationToken,
+    pub(crate) open: TaskTracker,
 }
 
 impl Connections {
@@ -299,6 +331,7 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
     let Serving {
         router,
         tls,
+        alt_svc,
         shutdown,
         connections,
     } = serving;
@@ -317,13 +350,21 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
             let tls_router = Arc::clone(&router);
             let tls = tls.clone();
             let connections = connections.clone();
+            let alt_svc = alt_svc.clone();
             tokio::spawn(async move {
                 let conn =
                     ConnInfo::new(peer.ip().to_canonical(), peer.port(), tls.is_some(), port);
                 let service = service_fn(move |req: Request<Incoming>| {
                     let router = Arc::clone(&router);
                     let conn = conn.clone();
-                    async move { Ok::<Response<Body>, Infallible>(router.handle(req, &conn).await) }
+                    let alt_svc = alt_svc.clone();
+                    async move {
+                        let mut response = router.handle(req, &conn).await;
+                        if let Some(value) = alt_svc {
+                            response.headers_mut().insert(http::header::ALT_SVC, value);
+                        }
+                        Ok::<Response<Body>, Infallible>(response)
+                    }
                 });
                 match tls {
                     None => {

@@ -134,3 +134,61 @@ async fn test_run_logs_whole_lines_from_every_serving_thread() {
     }
     assert_eq!((requests, with_big), (1600, 160), "{} lines", lines.len());
 }
+
+/// Starts `kamal-proxy run` with `args` and `env`, waits for its `Server started` line, and
+/// returns that line's `http3` field and whether the HTTPS port's number was taken over UDP.
+fn run_and_probe_http3(args: &[&str], env: &[(&str, &str)]) -> (serde_json::Value, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let https_port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kamal-proxy"));
+    command
+        .args([
+            "run",
+            &format!("--http-port={}", free_port()),
+            &format!("--https-port={https_port}"),
+        ])
+        .args(args)
+        .env("HOME", dir.path())
+        .env("KAMAL_PROXY_SOCKET", dir.path().join("kamal-proxy.sock"))
+        .env_remove("KAMAL_PROXY_HTTP3")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut proxy = command.spawn().unwrap();
+    let mut lines = BufReader::new(proxy.stdout.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .map(|line| serde_json::from_str::<serde_json::Value>(&line).unwrap())
+        .find(|v| v["msg"] == "Server started")
+        .expect("a Server started line");
+    let udp_taken = std::net::UdpSocket::bind(("0.0.0.0", https_port)).is_err();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &proxy.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(proxy.wait().unwrap().success());
+    (started["http3"].clone(), udp_taken)
+}
+
+// `run --http3` serves HTTP/3 on the HTTPS port's number over UDP; so does
+// `KAMAL_PROXY_HTTP3=true` (dhow-proxy's addition: Kamal's `proxy.run` cannot add flags to `run`,
+// but its `options` can set an environment variable); without either no UDP socket is bound.
+#[test]
+fn run_serves_http3_by_flag_or_environment() {
+    assert_eq!(run_and_probe_http3(&[], &[]), (false.into(), false));
+    assert_eq!(run_and_probe_http3(&["--http3"], &[]), (true.into(), true));
+    assert_eq!(
+        run_and_probe_http3(&[], &[("KAMAL_PROXY_HTTP3", "true")]),
+        (true.into(), true)
+    );
+    assert_eq!(
+        run_and_probe_http3(&["--http3=false"], &[("KAMAL_PROXY_HTTP3", "true")]),
+        (false.into(), false)
+    );
+}

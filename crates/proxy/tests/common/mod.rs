@@ -218,6 +218,7 @@ pub fn loopback_config() -> dhow_proxy::server::ServerConfig {
         state_path: None,
         acme_ca_file: None,
         serve_threads: 0,
+        http3: false,
     }
 }
 
