@@ -169,3 +169,27 @@ fn test_service_map_catch_all_does_not_block_specific_host() {
         None
     );
 }
+
+#[path = "routing_cases/mod.rs"]
+mod routing_cases;
+
+// The routing micro-benchmarks' requests (`scripts/bench-proxy-routing`) reach the services the
+// benchmark says they do, so what it times is the real route.
+#[test]
+fn benchmark_routing_cases_route_as_expected() {
+    let cases = routing_cases::cases();
+    assert_eq!(cases.len(), 3);
+    for case in &cases {
+        assert!(!case.requests.is_empty(), "{}", case.name);
+        for (req, expected) in &case.requests {
+            assert_eq!(
+                routing_cases::route(&case.map, req),
+                expected.as_deref(),
+                "{}: {} {}",
+                case.name,
+                req.headers()["host"].to_str().unwrap(),
+                req.uri()
+            );
+        }
+    }
+}
