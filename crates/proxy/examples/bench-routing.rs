@@ -94,7 +94,7 @@ fn main() {
         let hosts: Vec<String> = case
             .requests
             .iter()
-            .map(|(req, _)| dhow_proxy::service::request_host(req))
+            .map(|(req, _)| dhow_proxy::service::request_host(req).to_string())
             .collect();
         let floor = ns_per_op(rounds, round, |i| {
             black_box(keys.get(black_box(hosts[i % n].as_str())));

@@ -594,9 +594,8 @@ impl Router {
                 headers.insert(X_REQUEST_START, v);
             }
         }
-        let host = request_host(&req);
         let map = self.map();
-        let binding = map.lookup(&host, req.uri().path());
+        let binding = map.lookup(request_host(&req), req.uri().path());
         let slots = binding.map(|b| b.service.slots());
         let metrics_excluded = match (&slots, binding) {
             (Some(slots), Some(binding)) => {
@@ -607,7 +606,6 @@ impl Router {
         let mut record = RequestRecord::new(
             &req,
             conn,
-            host,
             request_id,
             binding.map(|b| Arc::clone(&b.service)),
             started,
@@ -625,7 +623,7 @@ impl Router {
         }
         // Logged as 499 if the client goes away before the response starts.
         let mut pending = PendingLog(Some(record));
-        let host = pending.0.as_ref().map_or("", |r| r.host.as_str());
+        let host = pending.0.as_ref().map_or("", RequestRecord::host);
 
         let (mut response, service, target) = match binding {
             None => (proxy_error(StatusCode::NOT_FOUND, ""), None, None),
@@ -707,7 +705,9 @@ fn apply_request_options(req: &mut Request<Body>, options: &ServiceOptions, pref
 #[derive(Debug)]
 struct RequestRecord {
     started: Instant,
-    host: String,
+    /// The `Host` header as it came (a reference, not a copy); without one the host is the
+    /// URI's authority (`uri` below).
+    host_header: Option<HeaderValue>,
     port: u16,
     uri: Uri,
     request_id: RequestId,
@@ -761,10 +761,14 @@ fn proto(version: Version) -> &'static str {
 }
 
 impl RequestRecord {
+    /// The request's host, port removed.
+    fn host(&self) -> &str {
+        crate::service::host_of(self.host_header.as_ref(), &self.uri)
+    }
+
     fn new(
         req: &Request<Body>,
         conn: &ConnInfo,
-        host: String,
         request_id: RequestId,
         service: Option<Arc<Service>>,
         started: Instant,
@@ -781,7 +785,7 @@ impl RequestRecord {
             });
         Self {
             started,
-            host,
+            host_header: headers.get(header::HOST).cloned(),
             port: conn.port,
             uri: req.uri().clone(),
             request_id,
@@ -828,7 +832,7 @@ impl RequestRecord {
                 xff => xff,
             };
             let mut line = log::Line::new("INFO", "Request");
-            line.str_at(b",\"host\":", &self.host)
+            line.str_at(b",\"host\":", self.host())
                 .int_at(b",\"port\":", u64::from(self.port))
                 .str_at(b",\"path\":", self.uri.path())
                 .str_at(b",\"request_id\":", self.request_id.as_str())

@@ -119,14 +119,19 @@ fn is_websocket<B>(req: &Request<B>) -> bool {
         && is_upgrade(req)
 }
 
-pub fn request_host<B>(req: &Request<B>) -> String {
-    let raw = req
-        .headers()
-        .get(header::HOST)
+/// The host a request is for, port removed: its `Host` header, else its URI's authority
+/// (HTTP/2 and HTTP/3 send `:authority`).
+pub fn request_host<B>(req: &Request<B>) -> &str {
+    host_of(req.headers().get(header::HOST), req.uri())
+}
+
+/// [`request_host`] from a request's parts.
+pub fn host_of<'a>(host_header: Option<&'a HeaderValue>, uri: &'a http::Uri) -> &'a str {
+    let raw = host_header
         .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(http::uri::Authority::as_str))
+        .or_else(|| uri.authority().map(http::uri::Authority::as_str))
         .unwrap_or_default();
-    host_without_port(raw).to_string()
+    host_without_port(raw)
 }
 
 fn redirect(location: &str, method: &Method) -> Response<Body> {

@@ -39,8 +39,20 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-fn wildcard_of(host: &str) -> Option<String> {
-    host.find('.').map(|i| format!("*{}", &host[i..]))
+/// Looks up the `*.` wildcard entry covering `host` (one level: `*.example.com` for
+/// `app.example.com`), its key built on the stack for names up to 255 bytes (DNS names are at
+/// most 253).
+fn wildcard_entry<'a, V>(hosts: &'a HashMap<String, V>, host: &str) -> Option<&'a V> {
+    let suffix = &host[host.find('.')?..];
+    let mut key = [0u8; 256];
+    if suffix.len() < key.len() {
+        key[0] = b'*';
+        key[1..=suffix.len()].copy_from_slice(suffix.as_bytes());
+        let key = std::str::from_utf8(&key[..=suffix.len()]).ok()?;
+        hosts.get(key)
+    } else {
+        hosts.get(&format!("*{suffix}"))
+    }
 }
 
 impl ServiceMap {
@@ -88,8 +100,7 @@ impl ServiceMap {
             return Some(b);
         }
         if self.wildcards
-            && let Some(wildcard) = wildcard_of(host)
-            && let Some(b) = self.hosts.get(&wildcard)
+            && let Some(b) = wildcard_entry(&self.hosts, host)
         {
             return Some(b);
         }
@@ -148,6 +159,21 @@ mod tests {
         assert_eq!(host_without_port("example.com:80"), "example.com");
         assert_eq!(host_without_port("example.com"), "example.com");
         assert_eq!(host_without_port(":80"), ":80");
+    }
+
+    #[test]
+    fn wildcard_entries_of_any_length() {
+        let long = format!("*.{}.example.com", "a".repeat(300));
+        let mut hosts: HashMap<String, u8> = HashMap::default();
+        hosts.insert("*.example.com".into(), 1);
+        hosts.insert(long.clone(), 2);
+        assert_eq!(wildcard_entry(&hosts, "app.example.com"), Some(&1));
+        assert_eq!(
+            wildcard_entry(&hosts, &format!("x{}", &long[1..])),
+            Some(&2)
+        );
+        assert_eq!(wildcard_entry(&hosts, "a.b.example.com"), None);
+        assert_eq!(wildcard_entry(&hosts, "localhost"), None);
     }
 
     #[test]

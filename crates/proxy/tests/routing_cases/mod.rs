@@ -55,8 +55,7 @@ fn expect(name: &str) -> Option<String> {
 /// What the router does per request to pick a service: the host from the request (port
 /// removed), then the table lookup by host and path. Returns the service's name.
 pub fn route<'a>(map: &'a ServiceMap, req: &Request<()>) -> Option<&'a str> {
-    let host = request_host(req);
-    map.lookup(&host, req.uri().path())
+    map.lookup(request_host(req), req.uri().path())
         .map(|b| b.service.name.as_str())
 }
 
@@ -66,7 +65,7 @@ pub fn host_keys(case: &Case) -> rustc_hash::FxHashMap<String, usize> {
     case.requests
         .iter()
         .enumerate()
-        .map(|(i, (req, _))| (request_host(req), i))
+        .map(|(i, (req, _))| (request_host(req).to_string(), i))
         .collect()
 }
 
