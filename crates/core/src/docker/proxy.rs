@@ -568,6 +568,12 @@ mod tests {
             "options: {label: [a, b], memory: 1g}\n",
         ))));
         assert!(options.contains("--log-opt max-size=10m --label \"a\" --label \"b\" --memory \"1g\" ghcr.io/dhow-deploy/kamal-proxy:v0.9.2"), "{options}");
+        // HTTP/3 as the proxy's README configures it: the UDP port published and the proxy's
+        // variable set, both through `options` (Kamal renders them the same way).
+        let http3 = for_exec(&run(Some(&proxy_run(
+            "options: {publish: \"443:443/udp\", env: KAMAL_PROXY_HTTP3=true}\n",
+        ))));
+        assert!(http3.contains("--publish 80:80 --publish 443:443 --log-opt max-size=10m --publish \"443:443/udp\" --env \"KAMAL_PROXY_HTTP3=true\" ghcr.io/dhow-deploy/kamal-proxy:v0.9.2 kamal-proxy run"), "{http3}");
     }
 
     #[test]
