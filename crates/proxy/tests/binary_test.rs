@@ -22,6 +22,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Sends SIGTERM to the proxy and expects it to exit 0 (a graceful shutdown).
+fn terminate(proxy: &mut std::process::Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &proxy.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(proxy.wait().unwrap().success());
+}
+
 /// `connections` keep-alive connections sending `per_connection` requests each; every tenth
 /// carries an `X-Big` header of `big` bytes. Returns the statuses.
 async fn load(port: u16, connections: usize, per_connection: usize, big: &str) -> Vec<u16> {
@@ -108,14 +120,7 @@ async fn test_run_logs_whole_lines_from_every_serving_thread() {
     assert_eq!(statuses.len(), 1600);
     assert!(statuses.iter().all(|s| *s == 200));
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &proxy.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(proxy.wait().unwrap().success());
+    terminate(&mut proxy);
     let lines = reader.join().unwrap();
 
     let mut requests = 0;
@@ -165,14 +170,7 @@ fn run_and_probe_http3(args: &[&str], env: &[(&str, &str)]) -> (serde_json::Valu
         .find(|v| v["msg"] == "Server started")
         .expect("a Server started line");
     let udp_taken = std::net::UdpSocket::bind(("0.0.0.0", https_port)).is_err();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &proxy.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert!(proxy.wait().unwrap().success());
+    terminate(&mut proxy);
     (started["http3"].clone(), udp_taken)
 }
 

@@ -2,30 +2,12 @@
 
 #![allow(clippy::unwrap_used, reason = "test helpers panic on failed setup")]
 
-use std::sync::Arc;
-
-use dhow_proxy::options::ServiceOptions;
-use dhow_proxy::pause::PauseSnapshot;
-use dhow_proxy::service::{Service, Slots};
 use dhow_proxy::service_map::ServiceMap;
 
-fn service(name: &str, hosts: &[&str], prefixes: &[&str], tls: bool) -> Arc<Service> {
-    let mut options = ServiceOptions {
-        hosts: hosts.iter().map(ToString::to_string).collect(),
-        path_prefixes: prefixes.iter().map(ToString::to_string).collect(),
-        tls_enabled: tls,
-        ..ServiceOptions::default()
-    };
-    options.normalize();
-    Service::new(
-        name,
-        Slots {
-            options,
-            ..Slots::default()
-        },
-        PauseSnapshot::default(),
-    )
-}
+#[path = "routing_cases/mod.rs"]
+mod routing_cases;
+
+use routing_cases::service;
 
 fn lookup(map: &ServiceMap, host: &str, path: &str) -> Option<String> {
     map.lookup(host, path).map(|b| b.service.name.clone())
@@ -169,9 +151,6 @@ fn test_service_map_catch_all_does_not_block_specific_host() {
         None
     );
 }
-
-#[path = "routing_cases/mod.rs"]
-mod routing_cases;
 
 // The routing micro-benchmarks' requests (`scripts/bench-proxy-routing`) reach the services the
 // benchmark says they do, so what it times is the real route.

@@ -25,10 +25,12 @@ pub struct Case {
     pub requests: Vec<(Request<()>, Option<String>)>,
 }
 
-fn service(name: &str, hosts: &[&str], prefixes: &[&str]) -> Arc<Service> {
+/// A service on `hosts` (none: the catch-all) and `prefixes` (none: `/`), TLS on or off.
+pub fn service(name: &str, hosts: &[&str], prefixes: &[&str], tls: bool) -> Arc<Service> {
     let mut options = ServiceOptions {
         hosts: hosts.iter().map(ToString::to_string).collect(),
         path_prefixes: prefixes.iter().map(ToString::to_string).collect(),
+        tls_enabled: tls,
         ..ServiceOptions::default()
     };
     options.normalize();
@@ -70,11 +72,11 @@ pub fn host_keys(case: &Case) -> rustc_hash::FxHashMap<String, usize> {
 }
 
 pub fn cases() -> Vec<Case> {
-    let single = [service("app", &["example.com"], &[])];
+    let single = [service("app", &["example.com"], &[], false)];
     let wildcard = [
-        service("exact", &["app.example.com"], &[]),
-        service("wildcard", &["*.example.com"], &[]),
-        service("default", &[], &[]),
+        service("exact", &["app.example.com"], &[], false),
+        service("wildcard", &["*.example.com"], &[], false),
+        service("default", &[], &[], false),
     ];
     // Ten apps, each with a root service and three path services.
     let mut paths = Vec::new();
@@ -86,7 +88,12 @@ pub fn cases() -> Vec<Case> {
             ("api-v2", "/api/v2"),
             ("admin", "/admin"),
         ] {
-            paths.push(service(&format!("app{app}-{suffix}"), &[&host], &[prefix]));
+            paths.push(service(
+                &format!("app{app}-{suffix}"),
+                &[&host],
+                &[prefix],
+                false,
+            ));
         }
     }
     vec![
