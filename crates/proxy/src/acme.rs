@@ -1,7 +1,9 @@
-//! Automatic certificates over ACME HTTP-01 (instant-acme): issued during the first TLS handshake
-//! for a host, cached on disk in autocert's layout under `<acme_cache_path>/<sha256 hex of the
+//! Automatic certificates over ACME (instant-acme): issued during the first TLS handshake for a
+//! host, cached on disk in autocert's layout under `<acme_cache_path>/<sha256 hex of the
 //! directory>/` (one `<host>` file with the key and chain, the account key in `acme_account+key`),
-//! renewed in the background before expiry, with the challenges answered on the HTTP port.
+//! renewed in the background before expiry. As autocert does, TLS-ALPN-01 is tried first (the
+//! challenge certificate served on the HTTPS port to `acme-tls/1` handshakes), then HTTP-01 (the
+//! key authorization answered on the HTTP port) in a new order when that fails.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -141,7 +143,10 @@ impl Cached {
 
 /// The ACME side of the proxy: pending challenges and one issuer per (directory, cache dir).
 pub struct Acme {
+    /// HTTP-01: key authorization by token.
     challenges: Mutex<HashMap<String, String>>,
+    /// TLS-ALPN-01: the challenge certificate by host.
+    alpn_challenges: Mutex<HashMap<String, Arc<CertifiedKey>>>,
     issuers: Mutex<HashMap<(String, PathBuf), Arc<Issuer>>>,
     extra_roots: Vec<CertificateDer<'static>>,
 }
@@ -159,6 +164,7 @@ impl Acme {
     pub fn new(extra_roots: Vec<CertificateDer<'static>>) -> Arc<Self> {
         Arc::new(Self {
             challenges: Mutex::new(HashMap::new()),
+            alpn_challenges: Mutex::new(HashMap::new()),
             issuers: Mutex::new(HashMap::new()),
             extra_roots,
         })
@@ -179,6 +185,21 @@ impl Acme {
     /// The key authorization for a pending HTTP-01 token.
     pub fn challenge_response(&self, token: &str) -> Option<String> {
         self.challenges.lock().ok()?.get(token).cloned()
+    }
+
+    /// The TLS configuration that answers a pending TLS-ALPN-01 challenge for `host` (RFC 8737:
+    /// only `acme-tls/1`, the challenge certificate), if one is pending.
+    pub fn alpn_challenge_config(&self, host: &str) -> Option<Arc<rustls::ServerConfig>> {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let key = Arc::clone(self.alpn_challenges.lock().ok()?.get(&host)?);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
+        config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+        Some(Arc::new(config))
     }
 
     /// The issuer for a service's ACME settings (shared by services with the same settings).
@@ -222,10 +243,54 @@ impl Acme {
     }
 }
 
-/// Removes the challenge tokens of one order when it ends, however it ends.
+/// Why an order did not give a certificate.
+#[derive(Debug)]
+enum IssueError {
+    /// The directory offers no challenge of the type asked for.
+    NotOffered,
+    Failed(String),
+}
+
+impl From<String> for IssueError {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+impl fmt::Display for IssueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotOffered => f.write_str("the ACME server offers no such challenge"),
+            Self::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The self-signed certificate a TLS-ALPN-01 challenge is answered with: the host as its only
+/// name and the SHA-256 of the key authorization in the critical `acmeIdentifier` extension.
+fn alpn_challenge_certificate(host: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
+    let mut params =
+        rcgen::CertificateParams::new(vec![host.to_string()]).map_err(|e| e.to_string())?;
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest)];
+    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let signing =
+        rustls::crypto::ring::sign::any_supported_type(&private).map_err(|e| e.to_string())?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
+}
+
+/// Removes the challenges of one order when it ends, however it ends.
 struct ChallengeGuard<'a> {
     acme: &'a Acme,
     tokens: Vec<String>,
+    alpn_hosts: Vec<String>,
 }
 
 impl ChallengeGuard<'_> {
@@ -235,6 +300,14 @@ impl ChallengeGuard<'_> {
         }
         self.tokens.push(token.to_string());
     }
+
+    fn add_alpn(&mut self, host: &str, certificate: Arc<CertifiedKey>) {
+        let host = host.to_ascii_lowercase();
+        if let Ok(mut map) = self.acme.alpn_challenges.lock() {
+            map.insert(host.clone(), certificate);
+        }
+        self.alpn_hosts.push(host);
+    }
 }
 
 impl Drop for ChallengeGuard<'_> {
@@ -242,6 +315,11 @@ impl Drop for ChallengeGuard<'_> {
         if let Ok(mut map) = self.acme.challenges.lock() {
             for token in &self.tokens {
                 map.remove(token);
+            }
+        }
+        if let Ok(mut map) = self.acme.alpn_challenges.lock() {
+            for host in &self.alpn_hosts {
+                map.remove(host);
             }
         }
     }
@@ -439,8 +517,36 @@ impl Issuer {
             .await
     }
 
-    /// One order: HTTP-01 for every pending authorization, then finalize (a new P-256 key).
+    /// A certificate for `host`: an order answered with TLS-ALPN-01 where the directory offers
+    /// it, and, when that order fails, a new one answered with HTTP-01 (autocert's order: a
+    /// failed challenge fails its authorization, so the second type needs a new order).
     async fn issue(&self, acme: &Acme, host: &str) -> Result<(String, String), String> {
+        match self.issue_with(acme, host, ChallengeType::TlsAlpn01).await {
+            Ok(issued) => Ok(issued),
+            Err(IssueError::NotOffered) => self
+                .issue_with(acme, host, ChallengeType::Http01)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(IssueError::Failed(alpn)) => {
+                log::info(
+                    "TLS-ALPN-01 failed, trying HTTP-01",
+                    &[("host", host.into()), ("error", alpn.as_str().into())],
+                );
+                self.issue_with(acme, host, ChallengeType::Http01)
+                    .await
+                    .map_err(|e| format!("{e} (after tls-alpn-01: {alpn})"))
+            }
+        }
+    }
+
+    /// One order answered with `kind` for every pending authorization, then finalize (a new
+    /// P-256 key).
+    async fn issue_with(
+        &self,
+        acme: &Acme,
+        host: &str,
+        kind: ChallengeType,
+    ) -> Result<(String, String), IssueError> {
         let account = self.account(acme).await?;
         let identifiers = [Identifier::Dns(host.to_string())];
         let mut order = account
@@ -450,6 +556,7 @@ impl Issuer {
         let mut guard = ChallengeGuard {
             acme,
             tokens: Vec::new(),
+            alpn_hosts: Vec::new(),
         };
         let mut authorizations = order.authorizations();
         while let Some(result) = authorizations.next().await {
@@ -457,15 +564,30 @@ impl Issuer {
             match authz.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
-                status => return Err(format!("authorization is {status:?}")),
+                status => return Err(format!("authorization is {status:?}").into()),
             }
-            let mut challenge = authz
-                .challenge(ChallengeType::Http01)
-                .ok_or("the ACME server offers no http-01 challenge")?;
-            guard.add(
-                &challenge.token.clone(),
-                challenge.key_authorization().as_str(),
-            );
+            let Identifier::Dns(name) = authz.identifier().identifier.clone() else {
+                return Err("the ACME server asks about a non-DNS identifier"
+                    .to_string()
+                    .into());
+            };
+            let Some(mut challenge) = authz.challenge(kind.clone()) else {
+                return Err(if kind == ChallengeType::Http01 {
+                    "the ACME server offers no http-01 challenge"
+                        .to_string()
+                        .into()
+                } else {
+                    IssueError::NotOffered
+                });
+            };
+            let authorization = challenge.key_authorization();
+            if kind == ChallengeType::TlsAlpn01 {
+                let certificate =
+                    alpn_challenge_certificate(&name, authorization.digest().as_ref())?;
+                guard.add_alpn(&name, certificate);
+            } else {
+                guard.add(&challenge.token.clone(), authorization.as_str());
+            }
             challenge
                 .set_ready()
                 .await
@@ -483,7 +605,7 @@ impl Issuer {
                 .as_ref()
                 .map(|p| format!(": {p}"))
                 .unwrap_or_default();
-            return Err(format!("order is {status:?}{detail}"));
+            return Err(format!("order is {status:?}{detail}").into());
         }
         let key_pem = order
             .finalize()

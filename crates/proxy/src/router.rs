@@ -282,6 +282,11 @@ impl Router {
         }
     }
 
+    /// The ACME side: pending challenges, issuers.
+    pub fn acme(&self) -> &Acme {
+        &self.acme
+    }
+
     pub fn default_tls_host(&self) -> Option<String> {
         self.map().default_tls_host()
     }

@@ -384,7 +384,22 @@ fn spawn_http(listener: TcpListener, serving: Serving) {
                         let Ok(start) = acceptor.await else {
                             return;
                         };
-                        let server_name = start.client_hello().server_name().map(str::to_string);
+                        let hello = start.client_hello();
+                        let server_name = hello.server_name().map(str::to_string);
+                        let validation = hello.alpn().is_some_and(|mut protocols| {
+                            protocols.any(|p| p == crate::acme::ACME_TLS_ALPN)
+                        });
+                        if validation {
+                            // An ACME server validating TLS-ALPN-01: the handshake with the
+                            // challenge certificate is the whole answer.
+                            let config = server_name
+                                .as_deref()
+                                .and_then(|name| tls_router.acme().alpn_challenge_config(name));
+                            if let Some(config) = config {
+                                let _ = start.into_stream(config).await;
+                            }
+                            return;
+                        }
                         tls_router.prepare_certificate(server_name.as_deref()).await;
                         let Ok(stream) = start.into_stream(config).await else {
                             return;

@@ -1,5 +1,7 @@
 //! Automatic TLS against a real ACME server: Debian's `pebble`, with `pebble-challtestsrv` as its
-//! DNS server (every name resolves to 127.0.0.1), validates HTTP-01 on the proxy's own HTTP port.
+//! DNS server (every name resolves to 127.0.0.1), validates HTTP-01 on the proxy's own HTTP port
+//! or TLS-ALPN-01 on its HTTPS port (each test points the other at a port nobody listens on, so
+//! only the one challenge type can pass).
 //! The service is deployed with the `kamal-proxy` client binary; the first handshake obtains the
 //! certificate, which a client verifies against pebble's root; it lands in the cache path of
 //! kamal-proxy (`<cache>/<sha256 of the directory>/<host>`), and a restarted proxy serves it from
@@ -211,12 +213,14 @@ struct Pebble {
     log: PathBuf,
 }
 
-/// Starts pebble (validating HTTP-01 on `http_port`) and its DNS server (`pebble_tls` files).
+/// Starts pebble (validating HTTP-01 on `http_port`, TLS-ALPN-01 on `tls_port`) and its DNS
+/// server (`pebble_tls` files).
 async fn start_pebble(
     dir: &Path,
     pebble_bin: &Path,
     challtestsrv_bin: &Path,
     http_port: u16,
+    tls_port: u16,
 ) -> Pebble {
     let (pebble_cert, pebble_key) = (dir.join("pebble-cert.pem"), dir.join("pebble-key.pem"));
     // DNS for pebble's validation: every name is 127.0.0.1 (no AAAA answers).
@@ -242,7 +246,6 @@ async fn start_pebble(
         &challtestsrv_log,
     );
 
-    // pebble validates HTTP-01 on the proxy's HTTP port.
     let acme_port = free_port();
     let management_port = free_port();
     let config = serde_json::json!({
@@ -252,7 +255,7 @@ async fn start_pebble(
             "certificate": pebble_cert,
             "privateKey": pebble_key,
             "httpPort": http_port,
-            "tlsPort": free_port(),
+            "tlsPort": tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false
         }
@@ -330,11 +333,14 @@ async fn test_acme_certificate_from_pebble() {
         backend_with(|_req| async { http::Response::new(dhow_proxy::body::full("secured")) }).await;
     let server = start_proxy(dir.path(), &ca).await;
 
+    // HTTP-01 only: TLS-ALPN-01, tried first, fails (nothing listens where pebble validates it)
+    // and a second order is answered over HTTP.
     let pebble = start_pebble(
         dir.path(),
         &pebble_bin,
         &challtestsrv_bin,
         server.http_addr.port(),
+        free_port(),
     )
     .await;
     let (acme_port, management_port, pebble_log) =
@@ -386,6 +392,15 @@ async fn test_acme_certificate_from_pebble() {
         "key, leaf and chain"
     );
 
+    // The first order's TLS-ALPN-01 failed (its authorization is invalid), the second order's
+    // HTTP-01 passed.
+    let log = std::fs::read_to_string(&pebble_log).unwrap_or_default();
+    let (failed, over_http) = (log.find("set INVALID"), log.find("validate w/ HTTP"));
+    assert!(
+        matches!((failed, over_http), (Some(a), Some(b)) if a < b),
+        "TLS-ALPN-01 first, then HTTP-01:\n{log}"
+    );
+
     // A name the service does not list gets no certificate.
     let other = https_get(https, "other.dhow.test", &pebble_root, "/").await;
     assert!(other.is_err(), "{other:?}");
@@ -421,11 +436,14 @@ async fn test_acme_on_demand_certificate_from_pebble() {
     })
     .await;
     let server = start_proxy(dir.path(), &ca).await;
+    // HTTP-01 only: TLS-ALPN-01, tried first, fails (nothing listens where pebble validates it)
+    // and a second order is answered over HTTP.
     let pebble = start_pebble(
         dir.path(),
         &pebble_bin,
         &challtestsrv_bin,
         server.http_addr.port(),
+        free_port(),
     )
     .await;
     let (acme_port, management_port, pebble_log) =
@@ -474,4 +492,123 @@ async fn test_acme_on_demand_certificate_from_pebble() {
     assert!(!cache_dir.join(denied).exists());
     drop(pebble);
     server.shutdown().await;
+}
+
+/// TLS-ALPN-01 (RFC 8737), which kamal-proxy's autocert tries first: pebble validates on the
+/// proxy's HTTPS port and cannot reach an HTTP port, so the certificate can only come from the
+/// `acme-tls/1` handshake the proxy answers with the challenge certificate. Handshakes asking for
+/// `acme-tls/1` with no challenge pending get no certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_acme_tls_alpn_01_certificate_from_pebble() {
+    let Some((pebble_bin, challtestsrv_bin)) = pebble() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, _, _) = pebble_tls(dir.path());
+    let backend =
+        backend_with(|_req| async { http::Response::new(dhow_proxy::body::full("secured")) }).await;
+    let server = start_proxy(dir.path(), &ca).await;
+    let https = server.https_addr.unwrap();
+    let pebble = start_pebble(
+        dir.path(),
+        &pebble_bin,
+        &challtestsrv_bin,
+        free_port(),
+        https.port(),
+    )
+    .await;
+    let directory = format!("https://127.0.0.1:{}/dir", pebble.acme_port);
+    let cache = dir.path().join("certs");
+    deploy_with_acme(
+        &dir.path().join("kamal-proxy.sock"),
+        &backend,
+        &directory,
+        &cache,
+    )
+    .await;
+    let pebble_root = pebble_root(&ca, pebble.management_port).await;
+
+    // No challenge pending: an `acme-tls/1` handshake gets nothing (no certificate, not the
+    // service's either).
+    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnything))
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let probe = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(HOST).unwrap(), tcp)
+        .await;
+    assert!(
+        probe.is_err(),
+        "an acme-tls/1 handshake without a challenge"
+    );
+
+    let first = tokio::time::timeout(
+        Duration::from_secs(120),
+        https_get(https, HOST, &pebble_root, "/"),
+    )
+    .await
+    .expect("bounded: the first handshake waits for issuance");
+    let (status, body) = first.unwrap_or_else(|e| {
+        panic!(
+            "{e}\npebble log:\n{}",
+            std::fs::read_to_string(&pebble.log).unwrap_or_default()
+        )
+    });
+    assert_eq!((status, &body[..]), (200, &b"secured"[..]));
+    let pebble_log = std::fs::read_to_string(&pebble.log).unwrap_or_default();
+    assert!(
+        pebble_log.contains("set VALID") && !pebble_log.contains("validate w/ HTTP"),
+        "validated without HTTP:\n{pebble_log}"
+    );
+    let cache_dir = dhow_proxy::acme::cache_dir(&cache.display().to_string(), &directory);
+    assert!(cache_dir.join(HOST).is_file());
+    drop(pebble);
+    server.shutdown().await;
+}
+
+/// Accepts any server certificate: the probe above only asks whether a handshake completes.
+#[derive(Debug)]
+struct AcceptAnything;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
