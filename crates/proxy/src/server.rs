@@ -152,8 +152,8 @@ impl Server {
             (true, Some(bound)) => {
                 let ip = config.https_addr.map_or(bound.ip(), |a| a.ip());
                 let addr = SocketAddr::new(ip, bound.port());
-                let serving = (shutdown.clone(), connections.clone());
-                Some(crate::http3::start(addr, &router, serving.0, serving.1)?)
+                let (stop, open) = (shutdown.clone(), connections.clone());
+                Some(crate::http3::start(addr, &router, stop, open)?)
             }
             _ => None,
         };
