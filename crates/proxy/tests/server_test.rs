@@ -447,6 +447,75 @@ async fn test_server_https_with_http3() {
     assert!(released, "the UDP port is still bound after shutdown");
 }
 
+/// An HTTP/3 answer is streamed as the target produces it (server-sent events): the first event
+/// reaches the client while the target still holds the response open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http3_streams_responses_as_they_come() {
+    use bytes::Buf as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_https(dir.path(), true).await;
+    let (feeds_tx, mut feeds) =
+        tokio::sync::mpsc::unbounded_channel::<tokio::sync::mpsc::Sender<Bytes>>();
+    let target = backend_with(move |req: http::Request<hyper::body::Incoming>| {
+        let feeds_tx = feeds_tx.clone();
+        async move {
+            if req.uri().path() != "/events" {
+                return http::Response::new(dhow_proxy::body::full("ok"));
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            feeds_tx.send(tx).unwrap();
+            http::Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(dhow_proxy::body::boxed(ChannelBody(rx)))
+                .unwrap()
+        }
+    })
+    .await;
+    server
+        .router
+        .deploy(args("app", &[&target], tls_service(), target_options()))
+        .await
+        .unwrap();
+    let (_endpoint, mut sender) = h3_client(server.http3_addr.unwrap()).await;
+    let req = http::Request::get("https://example.com/events")
+        .body(())
+        .unwrap();
+    let mut stream = sender.send_request(req).await.unwrap();
+    stream.finish().await.unwrap();
+    let feed = feeds.recv().await.unwrap();
+    feed.send(Bytes::from_static(b"data: one\n\n"))
+        .await
+        .unwrap();
+    let response = stream.recv_response().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut read = |mut data: Box<dyn bytes::Buf + Send>| {
+        let mut text = Vec::new();
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            text.extend_from_slice(chunk);
+            let n = chunk.len();
+            data.advance(n);
+        }
+        String::from_utf8(text).unwrap()
+    };
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), stream.recv_data())
+        .await
+        .expect("the first event was held back")
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(Box::new(first)), "data: one\n\n");
+    feed.send(Bytes::from_static(b"data: two\n\n"))
+        .await
+        .unwrap();
+    drop(feed);
+    let mut rest = String::new();
+    while let Some(data) = stream.recv_data().await.unwrap() {
+        rest.push_str(&read(Box::new(data)));
+    }
+    assert_eq!(rest, "data: two\n\n");
+    server.shutdown().await;
+}
+
 /// Shutting down answers the HTTP/3 requests in flight (after GOAWAY), then refuses new
 /// connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
