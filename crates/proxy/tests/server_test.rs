@@ -488,7 +488,7 @@ async fn http3_streams_responses_as_they_come() {
         .unwrap();
     let response = stream.recv_response().await.unwrap();
     assert_eq!(response.status(), 200);
-    let mut read = |mut data: Box<dyn bytes::Buf + Send>| {
+    let read = |mut data: Box<dyn bytes::Buf + Send>| {
         let mut text = Vec::new();
         while data.has_remaining() {
             let chunk = data.chunk();
