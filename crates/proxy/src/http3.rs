@@ -25,11 +25,8 @@ use crate::server::Connections;
 use crate::target::ConnInfo;
 
 /// The `Alt-Svc` value for HTTP/3 on `port`, as quic-go's server writes it (30 days).
-pub fn alt_svc(port: u16) -> HeaderValue {
-    let mut value = String::from("h3=\":");
-    value.push_str(itoa::Buffer::new().format(port));
-    value.push_str("\"; ma=2592000");
-    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("h3=\":443\"; ma=2592000"))
+pub fn alt_svc(port: u16) -> Option<HeaderValue> {
+    HeaderValue::try_from(format!("h3=\":{port}\"; ma=2592000")).ok()
 }
 
 /// The QUIC endpoint's TLS: TLS 1.3 only (QUIC has no other), `h3` via ALPN, certificates by SNI
@@ -376,8 +373,8 @@ mod tests {
 
     #[test]
     fn alt_svc_names_the_port_as_quic_go_does() {
-        assert_eq!(alt_svc(443), "h3=\":443\"; ma=2592000");
-        assert_eq!(alt_svc(8443), "h3=\":8443\"; ma=2592000");
+        assert_eq!(alt_svc(443).unwrap(), "h3=\":443\"; ma=2592000");
+        assert_eq!(alt_svc(8443).unwrap(), "h3=\":8443\"; ma=2592000");
     }
 
     #[test]

@@ -160,7 +160,7 @@ impl Server {
         let quic_addr = quic.as_ref().map(quinn::Endpoint::local_addr).transpose()?;
         let https_serving = Serving {
             tls: bound_https.map(|_| crate::tls::server_config(&router)),
-            alt_svc: quic_addr.map(|a| crate::http3::alt_svc(a.port())),
+            alt_svc: quic_addr.and_then(|a| crate::http3::alt_svc(a.port())),
             ..serving.clone()
         };
 

@@ -516,19 +516,40 @@ async fn http3_streams_responses_as_they_come() {
     server.shutdown().await;
 }
 
+/// A target that answers "done", after 500 ms for `/slow`.
+async fn slow_backend() -> String {
+    backend_with(|req: http::Request<hyper::body::Incoming>| async move {
+        if req.uri().path() == "/slow" {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        http::Response::new(dhow_proxy::body::full("done"))
+    })
+    .await
+}
+
+/// Shuts `server` down 150 ms into the `/slow` request `in_flight` (status, body): the shutdown
+/// must wait for it, and the request must be answered.
+async fn shut_down_with_a_request_in_flight(
+    server: &Server,
+    in_flight: tokio::task::JoinHandle<(u16, String)>,
+) {
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let started = std::time::Instant::now();
+    server.shutdown().await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "shutdown did not wait for the request in flight"
+    );
+    assert_eq!(in_flight.await.unwrap(), (200, "done".into()));
+}
+
 /// Shutting down answers the HTTP/3 requests in flight (after GOAWAY), then refuses new
 /// connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http3_shutdown_finishes_the_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let server = Arc::new(start_https(dir.path(), true).await);
-    let target = backend_with(|req: http::Request<hyper::body::Incoming>| async move {
-        if req.uri().path() == "/slow" {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-        http::Response::new(dhow_proxy::body::full("done"))
-    })
-    .await;
+    let target = slow_backend().await;
     server
         .router
         .deploy(args("app", &[&target], tls_service(), target_options()))
@@ -541,14 +562,7 @@ async fn http3_shutdown_finishes_the_requests_in_flight() {
         let (status, _, _, body) = h3_request(&mut sender, "GET", url, &[], false).await;
         (status, body)
     });
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let started = std::time::Instant::now();
-    server.shutdown().await;
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(200),
-        "shutdown did not wait for the request in flight"
-    );
-    assert_eq!(in_flight.await.unwrap(), (200, "done".into()));
+    shut_down_with_a_request_in_flight(&server, in_flight).await;
     let (_endpoint, refused) = quic_connect(quic, "example.com").await;
     assert!(
         refused.is_err(),
@@ -711,24 +725,11 @@ async fn cleartext_http2_prior_knowledge_is_not_served() {
 async fn shutdown_finishes_the_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let server = Arc::new(start_server(dir.path()).await);
-    let target = backend_with(|req: http::Request<hyper::body::Incoming>| async move {
-        if req.uri().path() == "/slow" {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-        http::Response::new(dhow_proxy::body::full("done"))
-    })
-    .await;
+    let target = slow_backend().await;
     deploy_app(&server.router, &target).await;
     let addr = server.http_addr;
     let in_flight = tokio::spawn(async move { http_get(addr, "example.com", "/slow").await });
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-    let started = std::time::Instant::now();
-    server.shutdown().await;
-    assert!(
-        started.elapsed() >= std::time::Duration::from_millis(200),
-        "shutdown did not wait for the request in flight"
-    );
-    assert_eq!(in_flight.await.unwrap(), (200, "done".into()));
+    shut_down_with_a_request_in_flight(&server, in_flight).await;
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "the listener still accepts after shutdown"
